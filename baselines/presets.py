@@ -1,0 +1,89 @@
+"""Presets of the implicit models in the paper: one table over a few parts.
+
+Each preset has a ``paper`` size (the paper's widths and depths) and a ``tiny`` size for CPU.
+``create_model('liif')`` loads the shipped ``tiny`` checkpoint trained on ``synthetic-faces``;
+``create_model('liif', checkpoint=path)`` loads any checkpoint; ``pretrained=False`` gives a
+randomly initialised model of the requested ``size``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sairbench.errors import SairbenchError
+from sairbench.registry import register_model
+
+APPEARANCE = {
+    "app": {"paper": {"name": "app-encoder", "args": {"widths": [64, 128, 256], "n_resblocks": 8}},
+            "tiny": {"name": "app-encoder", "args": {"widths": [32, 48, 64], "n_resblocks": 2}}},
+    "edsr": {"paper": {"name": "edsr-baseline", "args": {"n_resblocks": 16, "n_feats": 64}},
+             "tiny": {"name": "edsr-baseline", "args": {"n_resblocks": 3, "n_feats": 32}}},
+}
+APPEARANCE_DIM = {"app": {"paper": 64, "tiny": 32}, "edsr": {"paper": 64, "tiny": 32}}
+
+DECODER = {
+    "liif": {"paper": {"name": "liif-decoder", "args": {"hidden": [256, 256, 256, 256]}},
+             "tiny": {"name": "liif-decoder", "args": {"hidden": [128, 128, 128]}}},
+    "lte": {"paper": {"name": "lte-decoder", "args": {"hidden_dim": 256, "hidden": [256, 256, 256]}},
+            "tiny": {"name": "lte-decoder", "args": {"hidden_dim": 128, "hidden": [128, 128]}}},
+}
+
+# preset -> (appearance, decoder, semantic kind or None, description)
+PRESETS: dict[str, tuple[str | None, str, str | None, str]] = {
+    "liif": ("app", "liif", None, "LIIF decoder on the AppEncoder, no semantics"),
+    "lte": ("app", "lte", None, "LTE decoder on the AppEncoder, no semantics"),
+    "edsr-wo": ("edsr", "liif", None, "LIIF decoder on the EDSR-baseline encoder, no semantics (Tab. 4)"),
+}
+SIZES = ("tiny", "paper")
+
+
+def preset_spec(name: str, size: str = "tiny", **overrides: Any) -> dict[str, Any]:
+    """The ImplicitInpainter spec of preset ``name`` at ``size``."""
+    if name not in PRESETS:
+        raise SairbenchError(f"unknown preset '{name}'; known presets: {', '.join(PRESETS)}.")
+    if size not in SIZES:
+        raise SairbenchError(f"unknown size '{size}' for preset '{name}'; use one of {', '.join(SIZES)}.")
+    app, dec, sem, _ = PRESETS[name]
+    appearance = APPEARANCE[app][size] if app else None
+    decoder = {"name": DECODER[dec][size]["name"], "args": dict(DECODER[dec][size]["args"])}
+    decoder["args"]["in_dim"] = APPEARANCE_DIM[app][size] if app else 0
+    decoder["args"].update(overrides.pop("decoder_args", {}))
+    return {"appearance": appearance, "decoder": decoder, "semantic": None, "name": name, **overrides}
+
+
+def build_preset(name: str, size: str = "tiny", **overrides: Any):
+    from sairbench.models.implicit import ImplicitInpainter
+
+    return ImplicitInpainter(**preset_spec(name, size, **overrides))
+
+
+def _factory(name: str):
+    def factory(checkpoint: str | None = None, size: str = "tiny", pretrained: bool = True, **kw):
+        from sairbench.checkpoint import load_model, shipped_path
+
+        if checkpoint is not None:
+            return load_model(checkpoint)
+        if not pretrained:
+            return build_preset(name, size, **kw)
+        path = shipped_path(name, size)
+        if not path.is_file():
+            raise SairbenchError(f"no shipped '{size}' checkpoint for '{name}' ({path.name}); train one with "
+                                 f"`sairbench train {name}` and pass --checkpoint, or use --train-missing.")
+        return load_model(path)
+
+    return factory
+
+
+def _availability(name: str):
+    def check() -> tuple[bool, str]:
+        from sairbench.checkpoint import shipped_path
+
+        path = shipped_path(name)
+        return (True, "") if path.is_file() else (False, f"no shipped checkpoint {path.name}")
+
+    return check
+
+
+for _name, (_app, _dec, _sem, _desc) in PRESETS.items():
+    register_model(_name, _factory(_name), description=_desc, kind="implicit",
+                   needs="checkpoint (shipped tiny for synthetic-faces)", availability=_availability(_name))

@@ -1,0 +1,83 @@
+"""Appearance encoders: the paper's AppEncoder (Tab. 4) and LIIF's EDSR-baseline (no upsampling).
+
+Both take the 4-channel input (masked RGB in [0, 1] with holes zeroed, plus the mask, 1 = missing)
+and return a full-resolution feature map (B, out_dim, H, W).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from sairbench.models import register
+
+
+class ResBlock(nn.Module):
+    """conv3x3 - ReLU - conv3x3, plus the input (scaled by ``res_scale``)."""
+
+    def __init__(self, ch: int, res_scale: float = 1.0):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, padding=1))
+        self.res_scale = res_scale
+
+    def forward(self, x):
+        return x + self.body(x) * self.res_scale
+
+
+@register("app-encoder")
+class AppEncoder(nn.Module):
+    """The paper's Tab. 4 CNN. widths=(64, 128, 256), n_resblocks=8 is the paper's size.
+
+    Conv(4, w0, 7, 1, 3) - Conv(w0, w1, 4, 2, 1) - Conv(w1, w2, 4, 2, 1) - n x ResBlock(w2)
+    - 2 x Conv(w2, w2, 3, 1, 1) - ConvT(w2, w1, 4, 2, 1) - ConvT(w1, w0, 4, 2, 1), ReLU after each
+    conv. The last two rows of Tab. 4 ("Conv(256, 128, 4, 2, 1)", "Conv(128, 64, 4, 2, 1)") must
+    upsample, since the table's output has the input's size: they are transposed convolutions.
+
+    Input (B, 4, H, W) with H, W divisible by 4; output (B, w0, H, W).
+    """
+
+    def __init__(self, in_channels: int = 4, widths: Sequence[int] = (64, 128, 256), n_resblocks: int = 8):
+        super().__init__()
+        w0, w1, w2 = widths
+        relu = lambda: nn.ReLU(inplace=True)  # noqa: E731
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, w0, 7, 1, 3), relu(),
+            nn.Conv2d(w0, w1, 4, 2, 1), relu(),
+            nn.Conv2d(w1, w2, 4, 2, 1), relu(),
+            *[ResBlock(w2) for _ in range(n_resblocks)],
+            nn.Conv2d(w2, w2, 3, 1, 1), relu(),
+            nn.Conv2d(w2, w2, 3, 1, 1), relu(),
+            nn.ConvTranspose2d(w2, w1, 4, 2, 1), relu(),
+            nn.ConvTranspose2d(w1, w0, 4, 2, 1), relu(),
+        )
+        self.out_dim = w0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@register("edsr-baseline")
+class EDSRBaseline(nn.Module):
+    """EDSR-baseline as LIIF uses it (``no_upsampling=True``): head conv, residual body, global skip.
+
+    The RGB channels have the DIV2K mean subtracted (EDSR's ``sub_mean``, rgb_range 1); the mask
+    channel passes as is. Paper size: n_resblocks=16, n_feats=64. Input (B, 4, H, W) -> (B, n_feats, H, W).
+    """
+
+    RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+    def __init__(self, in_channels: int = 4, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0):
+        super().__init__()
+        self.head = nn.Conv2d(in_channels, n_feats, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
+                                  nn.Conv2d(n_feats, n_feats, 3, padding=1))
+        mean = torch.zeros(1, in_channels, 1, 1)
+        mean[0, :3, 0, 0] = torch.tensor(self.RGB_MEAN)
+        self.register_buffer("mean", mean, persistent=False)
+        self.out_dim = n_feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x - self.mean)
+        return self.body(x) + x
