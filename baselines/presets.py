@@ -28,17 +28,43 @@ DECODER = {
             "tiny": {"name": "lte-decoder", "args": {"hidden_dim": 128, "hidden": [128, 128]}}},
 }
 
-# preset -> (appearance, decoder, semantic kind or None, description)
+SIR = {"paper": {"hidden": [256, 256, 256, 256], "context_layers": 3, "context_width": 128},
+       "tiny": {"hidden": [128, 128], "context_layers": 3, "context_width": 64}}
+
+# preset -> (appearance, decoder, semantic filler or None, description)
 PRESETS: dict[str, tuple[str | None, str, str | None, str]] = {
     "liif": ("app", "liif", None, "LIIF decoder on the AppEncoder, no semantics"),
     "lte": ("app", "lte", None, "LTE decoder on the AppEncoder, no semantics"),
     "edsr-wo": ("edsr", "liif", None, "LIIF decoder on the EDSR-baseline encoder, no semantics (Tab. 4)"),
+    "sair": ("app", "liif", "sir", "SAIR: AIR (LIIF on AppEncoder + SIR embedding) over SIR"),
+    "semlte": ("app", "lte", "sir", "SemLTE: LTE decoder with the SIR embedding (Tab. 4)"),
+    "edsr-w": ("edsr", "liif", "sir", "EDSR-baseline encoder with the SIR embedding (Tab. 4)"),
+    "sam-encoder": ("app", "liif", "sir", "SAIR with SAM's image encoder as the semantic source (Tab. 6)"),
+    "nfs": ("app", "liif", "none", "NFS ablation: masked embedding upsampled, no SIR (Tab. 6)"),
+    "ous": (None, "liif", "sir", "OUS ablation: only the SIR embedding, no appearance feature (Tab. 6)"),
 }
+SEMANTIC_PRESETS = tuple(k for k, v in PRESETS.items() if v[2] is not None)
 SIZES = ("tiny", "paper")
 
 
-def preset_spec(name: str, size: str = "tiny", **overrides: Any) -> dict[str, Any]:
-    """The ImplicitInpainter spec of preset ``name`` at ``size``."""
+def semantic_spec(encoder: dict, filler: str, size: str = "tiny") -> dict[str, Any]:
+    """Spec of the semantic branch over semantic-encoder spec ``encoder`` with ``filler`` ("sir" or "none")."""
+    return {"name": "semantic-branch", "args": {"encoder": encoder, "filler": filler,
+                                                "sir": dict(SIR[size]) if filler == "sir" else None}}
+
+
+def encoder_embed_dim(encoder: dict) -> int:
+    from sairbench.models import make
+
+    return make(encoder).embed_dim if encoder["name"] != "indomain-encoder" else int(encoder["args"].get("embed_dim", 64))
+
+
+def preset_spec(name: str, size: str = "tiny", encoder: dict | None = None, **overrides: Any) -> dict[str, Any]:
+    """The ImplicitInpainter spec of preset ``name`` at ``size``.
+
+    Semantic presets need ``encoder``, the spec of their frozen semantic encoder (taken from the
+    semantic/SIR checkpoint they are trained on).
+    """
     if name not in PRESETS:
         raise SairbenchError(f"unknown preset '{name}'; known presets: {', '.join(PRESETS)}.")
     if size not in SIZES:
@@ -48,13 +74,20 @@ def preset_spec(name: str, size: str = "tiny", **overrides: Any) -> dict[str, An
     decoder = {"name": DECODER[dec][size]["name"], "args": dict(DECODER[dec][size]["args"])}
     decoder["args"]["in_dim"] = APPEARANCE_DIM[app][size] if app else 0
     decoder["args"].update(overrides.pop("decoder_args", {}))
-    return {"appearance": appearance, "decoder": decoder, "semantic": None, "name": name, **overrides}
+    semantic = None
+    if sem is not None:
+        if encoder is None:
+            raise SairbenchError(f"preset '{name}' needs a semantic encoder; train one with `sairbench train semantic` "
+                                 "and SIR with `sairbench train sir`, then pass --sir-checkpoint.")
+        semantic = semantic_spec(encoder, sem, size)
+        decoder["args"]["extra_dim"] = encoder_embed_dim(encoder)
+    return {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name, **overrides}
 
 
-def build_preset(name: str, size: str = "tiny", **overrides: Any):
+def build_preset(name: str, size: str = "tiny", encoder: dict | None = None, **overrides: Any):
     from sairbench.models.implicit import ImplicitInpainter
 
-    return ImplicitInpainter(**preset_spec(name, size, **overrides))
+    return ImplicitInpainter(**preset_spec(name, size, encoder=encoder, **overrides))
 
 
 def _factory(name: str):

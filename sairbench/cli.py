@@ -154,15 +154,23 @@ def train(
     export: Optional[Path] = typer.Option(None, help="also write the final weights as safetensors here"),
     device: str = typer.Option("cpu"),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    semantic_checkpoint: Optional[str] = typer.Option(None, help="`sir`: trained semantic encoder (default: shipped)"),
+    sir_checkpoint: Optional[str] = typer.Option(None, help="semantic presets: trained SIR stage (default: shipped)"),
+    joint: bool = typer.Option(False, help="semantic presets: train SIR jointly through the colour loss"),
 ) -> None:
-    """Train an implicit inpainter (L1 on sampled query pixels, Adam). Multi-GPU: torchrun."""
+    """Train a model: `semantic` (in-domain encoder), `sir` (stage 1), or a preset (L1 colour loss).
+
+    Semantic presets (sair, semlte, edsr-w, nfs, ous, sam-encoder) train AIR over a frozen SIR
+    (two stages, as the official release) unless --joint. Multi-GPU: torchrun.
+    """
     from sairbench.checkpoint import export_safetensors, load_checkpoint
     from sairbench.train import Schedule, TrainConfig
     from sairbench.train import train as run_training
 
     cfg = TrainConfig(model=model, size=size, dataset=dataset, data_root=data_root, image_size=image_size,
                       schedule=Schedule.preset(schedule, steps, batch), epochs=epochs, queries=queries, seed=seed,
-                      save_every=save_every, out=str(out or Path("runs") / model), device=device, threads=threads)
+                      save_every=save_every, out=str(out or Path("runs") / model), device=device, threads=threads,
+                      semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
     if export is not None:
@@ -217,13 +225,14 @@ def masks_generate(
     per_bucket: int = typer.Option(100, help="masks per hole-ratio bucket"),
     size: int = typer.Option(256, help="mask size (square)"),
     seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(False, help="replace an existing mask set in OUT"),
 ) -> None:
     """Write a seeded irregular-mask set: each bucket filled to PER_BUCKET masks."""
     from sairbench.masks import generate_mask_set, write_mask_set
 
     items = generate_mask_set(per_bucket, (size, size), seed=seed)
     manifest = write_mask_set(out, items, {"generator": "sairbench.masks.generate_mask_set", "seed": seed,
-                                           "size": size, "per_bucket": per_bucket})
+                                           "size": size, "per_bucket": per_bucket}, overwrite=overwrite)
     console.print(f"wrote {len(items)} masks and {manifest}")
 
 

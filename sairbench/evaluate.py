@@ -82,22 +82,26 @@ def build_pairs(dataset, masks) -> list[Pair]:
     return pairs
 
 
-def select_models(requested: Iterable[str]) -> tuple[list[str], dict[str, str]]:
-    """Expand 'available' into every runnable registered model; return (names, skipped-with-reason)."""
+def select_models(requested: Iterable[str], checkpoints: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Expand 'available' into every runnable registered model; return (names, skipped-with-reason).
+
+    A model with an explicit checkpoint in ``checkpoints`` counts as available.
+    """
     from sairbench.registry import get_spec, list_models
 
+    checkpoints = checkpoints or {}
     names, skipped = [], {}
     for r in requested:
         if r == "available":
             for spec in list_models():
-                ok, why = spec.available()
+                ok, why = (True, "") if spec.name in checkpoints else spec.available()
                 if ok and spec.kind != "plugin":
                     names.append(spec.name)
                 elif not ok:
                     skipped[spec.name] = why
         else:
             spec = get_spec(r)
-            ok, why = spec.available()
+            ok, why = (True, "") if r in checkpoints else spec.available()
             if ok:
                 names.append(r)
             else:
@@ -223,7 +227,7 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
     pairs = build_pairs(ds, masks)
     metrics = list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"]))
     ssim_conv = proto.metrics.get("ssim", "skimage")
-    names, skipped = select_models(models or proto.models.get("names", ["available"]))
+    names, skipped = select_models(models or proto.models.get("names", ["available"]), checkpoints)
     if not names:
         raise SairbenchError(f"no model of protocol '{proto.name}' can run here ({skipped}); see `sairbench models`.")
 
@@ -273,11 +277,12 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
     done = {(p.parent.name, int(p.stem)) for p in (run / "parts").glob("*/*.parquet")}
     if not expected <= done:
         return run  # a shard: merge with `sairbench merge` once every shard is done
-    return finalize_run(run, proto, names, metrics, ssim_conv, lpips_scorer, mask_desc, ds_cfg, skipped, model_infos)
+    return finalize_run(run, proto, names, metrics, ssim_conv, lpips_scorer, mask_desc, ds_cfg, skipped,
+                        model_infos, str(dev))
 
 
 def finalize_run(run: Path, proto: Protocol, names, metrics, ssim_conv, lpips_scorer, mask_desc, ds_cfg,
-                 skipped, model_infos) -> Path:
+                 skipped, model_infos, device: str = "cpu") -> Path:
     from sairbench.metrics import conventions_dict
 
     parts = sorted((run / "parts").glob("*/*.parquet"))
@@ -298,7 +303,7 @@ def finalize_run(run: Path, proto: Protocol, names, metrics, ssim_conv, lpips_sc
         "conventions": conventions_dict(ssim_conv),
         "lpips": {"available": bool(lpips_scorer and lpips_scorer.available),
                   "reason": getattr(lpips_scorer, "reason", "not requested")},
-        "versions": _versions(), "device": str(torch.device("cpu")),
+        "versions": _versions(), "device": device,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_text(run / "meta.json", json.dumps(meta, indent=2, default=str))

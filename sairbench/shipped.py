@@ -11,9 +11,9 @@ from pathlib import Path
 from sairbench.checkpoint import shipped_path
 
 RECIPES: dict[str, list[str]] = {
-    "liif": ["train", "liif", "--steps", "4000", "--threads", "1"],
-    "lte": ["train", "lte", "--steps", "4000", "--threads", "1"],
-    "edsr-wo": ["train", "edsr-wo", "--steps", "4000", "--threads", "1"],
+    "liif": ["train", "liif", "--steps", "3000", "--threads", "2"],
+    "lte": ["train", "lte", "--steps", "3000", "--threads", "2"],
+    "edsr-wo": ["train", "edsr-wo", "--steps", "3000", "--threads", "2"],
 }
 
 

@@ -70,6 +70,9 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
     fast: bool = True
+    semantic_checkpoint: str | None = None  # `sir`: the trained semantic encoder
+    sir_checkpoint: str | None = None  # semantic presets: the trained semantic branch (stage 1)
+    joint: bool = False  # semantic presets: also train SIR through the colour loss
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,9 +89,10 @@ def batch_for_step(dataset, step: int, cfg: TrainConfig, rank: int = 0, world: i
     B, Q = cfg.schedule.batch, cfg.queries
     rng = np.random.default_rng([cfg.seed, 1, step])
     ids = rng.integers(0, len(dataset), size=B)
-    images, masks, qidx = [], [], []
+    images, masks, qidx, labels = [], [], [], []
     for i in range(B):
-        img = dataset[int(ids[i])].image
+        sample = dataset[int(ids[i])]
+        img = sample.image
         H, W = img.shape[:2]
         m = sample_training_mask(rng, (H, W))
         n_hole = int(round(Q * cfg.hole_fraction)) if m.any() else 0
@@ -98,6 +102,7 @@ def batch_for_step(dataset, step: int, cfg: TrainConfig, rank: int = 0, world: i
             rng.integers(0, H * W, size=Q - n_hole),
         ])
         if i % world == rank:
+            labels.append(sample.label)
             images.append(img)
             masks.append(m)
             qidx.append(pick)
@@ -110,7 +115,113 @@ def batch_for_step(dataset, step: int, cfg: TrainConfig, rank: int = 0, world: i
     cell = make_cell(coord, (H, W))
     flat = image.flatten(2).transpose(1, 2)  # (b, H*W, 3)
     target = torch.gather(flat, 1, qidx_t.unsqueeze(-1).expand(-1, -1, 3)) * 2 - 1
-    return image, mask, coord, cell, target
+    label = torch.from_numpy(np.stack(labels)).long() if all(lb is not None for lb in labels) else None
+    return image, mask, coord, cell, target, label
+
+
+def build_for_training(cfg: TrainConfig, dataset):
+    """The model ``cfg.model`` names, and its loss ``fn(model, batch) -> scalar``.
+
+    * ``semantic``: the in-domain semantic encoder; cross-entropy over cosine logits on clean images.
+    * ``sir``: the semantic branch (frozen encoder + SIR), stage 1; SIR's embedding of the masked
+      image at the query pixels is pulled toward the encoder's embedding of the clean image
+      (1 - cosine similarity).
+    * a preset: ImplicitInpainter, L1 on the query pixels' colours (stage 2 for semantic presets,
+      with SIR frozen unless ``joint``).
+    """
+    from sairbench_baselines.presets import PRESETS, SIR, build_preset
+
+    if cfg.model == "semantic":
+        from sairbench.semantic.indomain import InDomainEncoder
+
+        if not dataset.classes:
+            raise SairbenchError(f"dataset '{cfg.dataset}' has no class labels; the semantic encoder needs a labelled dataset.")
+        width = 64 if cfg.size == "tiny" else 128
+        model = InDomainEncoder(classes=list(dataset.classes), embed_dim=64, width=width, name=f"indomain-{cfg.dataset}")
+        model.spec = {"name": "indomain-encoder", "args": {"classes": list(dataset.classes), "embed_dim": 64,
+                                                           "width": width, "name": f"indomain-{cfg.dataset}"}}
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.trainable = True
+
+        def loss_fn(m, batch):
+            image, label = batch[0], batch[5]
+            if label is None:
+                raise SairbenchError(f"dataset '{cfg.dataset}' returned an image without labels.")
+            return F.cross_entropy(m.logits(m(image), image.shape[-2:]), label, ignore_index=255)
+
+        return model, loss_fn
+
+    if cfg.model == "sir":
+        from sairbench.models.sir import SemanticBranch, bilinear_points
+
+        enc_spec = _encoder_spec_from(cfg.semantic_checkpoint, "semantic")
+        args = {"encoder": enc_spec, "filler": "sir", "sir": dict(SIR[cfg.size]), "train_sir": True}
+        model = SemanticBranch(**args)
+        model.spec = {"name": "semantic-branch", "args": args}
+        _load_encoder_weights(model.encoder, cfg.semantic_checkpoint)
+
+        def loss_fn(m, batch):
+            image, mask, coord = batch[0], batch[1], batch[2]
+            state = m.gen_feat(image * (1 - mask), mask)
+            B, Q = coord.shape[:2]
+            bidx = torch.arange(B, device=coord.device).repeat_interleave(Q)
+            pred = m.query(state, coord.reshape(-1, 2), bidx)
+            with torch.no_grad():
+                clean = m.embed(image, None)
+                target = bilinear_points(clean, coord.reshape(-1, 2), bidx)
+            return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+
+        return model, loss_fn
+
+    if cfg.model not in PRESETS:
+        raise SairbenchError(f"unknown model '{cfg.model}' to train; use semantic, sir or one of {', '.join(PRESETS)}.")
+    filler = PRESETS[cfg.model][2]
+    if filler is None:
+        model = build_preset(cfg.model, cfg.size)
+    else:
+        sir_ckpt = cfg.sir_checkpoint or _default_sir_checkpoint()
+        enc_spec = _encoder_spec_from(sir_ckpt, "sir")
+        model = build_preset(cfg.model, cfg.size, encoder=enc_spec)
+        sd = load_checkpoint(sir_ckpt)["model"]["sd"]
+        if filler == "sir":
+            model.semantic.load_state_dict(sd, strict=not model.semantic.external_weights)
+        else:  # NFS: only the encoder
+            model.semantic.encoder.load_state_dict({k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")})
+        model.semantic.set_sir_trainable(cfg.joint)
+
+    def loss_fn(m, batch):
+        image, mask, coord, cell, target = batch[:5]
+        return F.l1_loss(m(image, mask, coord, cell, fast=cfg.fast), target)
+
+    return model, loss_fn
+
+
+def _default_sir_checkpoint() -> str:
+    from sairbench.checkpoint import shipped_path
+
+    path = shipped_path("sir")
+    if not path.is_file():
+        raise SairbenchError(f"no SIR checkpoint: pass --sir-checkpoint (from `sairbench train sir`) or ship {path.name}.")
+    return str(path)
+
+
+def _encoder_spec_from(path: str | None, stage: str) -> dict:
+    if path is None:
+        from sairbench.checkpoint import shipped_path
+
+        path = str(shipped_path(stage))
+    ckpt = load_checkpoint(path)
+    spec = ckpt["model"]["args"]
+    return spec if spec["name"] != "semantic-branch" else spec["args"]["encoder"]
+
+
+def _load_encoder_weights(encoder, path: str | None) -> None:
+    if path is None:
+        from sairbench.checkpoint import shipped_path
+
+        path = str(shipped_path("semantic"))
+    encoder.load_state_dict(load_checkpoint(path)["model"]["sd"])
 
 
 def _dist_info() -> tuple[int, int]:
@@ -122,8 +233,6 @@ def _dist_info() -> tuple[int, int]:
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=None) -> Path:
     """Train ``cfg.model``; checkpoints go to ``cfg.out``/last.pt. Returns the checkpoint path."""
     from sairbench.data import get_dataset
-    from sairbench_baselines.presets import build_preset
-
     rank, world = _dist_info()
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
@@ -142,8 +251,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
         cfg.schedule.steps = (cfg.epochs or 200) * steps_per_epoch
 
     torch.manual_seed(cfg.seed)
-    if model is None:
-        model = build_preset(cfg.model, cfg.size)
+    built, loss_fn = build_for_training(cfg, dataset)
+    model = model or built
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.schedule.lr, betas=(0.9, 0.999))
@@ -163,6 +272,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
                              "(nothing was overwritten).")
 
     ddp_model = model
+    if world > 1 and cfg.model in ("semantic", "sir"):
+        raise SairbenchError(f"multi-process training covers the inpainting presets; train '{cfg.model}' in one process.")
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
     model.train()
@@ -187,6 +298,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
         save_checkpoint(ckpt_path, payload)
 
     bar = _progress(progress and rank == 0)
+    log_lines = not bar.console.is_terminal  # a log file gets one JSON line per 50 steps
     total = cfg.schedule.steps
     with bar:
         task = bar.add_task(f"train {cfg.model}", total=total, completed=start, loss=float("nan"), sps=0.0)
@@ -196,9 +308,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
             lr = cfg.schedule.lr_at(step, steps_per_epoch)
             for g in opt.param_groups:
                 g["lr"] = lr
-            image, mask, coord, cell, target = (t.to(device) for t in batch_for_step(dataset, step, cfg, rank, world))
-            pred = ddp_model(image, mask, coord, cell, fast=cfg.fast)
-            loss = F.l1_loss(pred, target)
+            batch = [t.to(device) if t is not None else None for t in batch_for_step(dataset, step, cfg, rank, world)]
+            loss = loss_fn(ddp_model if world > 1 else model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -210,6 +321,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
                 now = time.perf_counter()
                 history.append({"step": done, "loss": loss_acc / n_acc, "lr": lr, "wall_time_s": wall})
                 bar.update(task, completed=done, loss=loss_acc / n_acc, sps=n_acc / max(now - t_last, 1e-9))
+                if rank == 0 and log_lines:
+                    print(json.dumps(history[-1]), flush=True)
                 t_last, loss_acc, n_acc = now, 0.0, 0
             if done % cfg.save_every == 0 or done == total:
                 save(done)

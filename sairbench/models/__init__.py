@@ -36,3 +36,4 @@ def make(spec: dict[str, Any] | None, **extra) -> nn.Module | None:
 
 def _import_parts() -> None:
     from sairbench.models import decoders, encoders, sir  # noqa: F401
+    from sairbench.semantic import parts  # noqa: F401

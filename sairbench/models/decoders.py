@@ -79,6 +79,7 @@ class LocalEnsembleDecoder(nn.Module):
         """
         h, w = shape
         rx, ry = 1.0 / h, 1.0 / w
+        # works for any leading shape: coord (..., 2) -> idx (K, ...), rel (K, ..., 2), weights (K, ...)
         eps = _EPS_SHIFT if self.local_ensemble else 0.0
         idx_list, rel_list, area_list = [], [], []
         for vx, vy in _shifts(self.local_ensemble):
@@ -119,25 +120,37 @@ class LocalEnsembleDecoder(nn.Module):
 
         ``inp`` (B, 3, H, W) is the decoder's input image, used by decoders with an image residual.
         """
-        B, _, h, w = feat.shape
-        Q = coord.shape[1]
+        B, Q = coord.shape[:2]
+        batch_index = torch.arange(B, device=coord.device).repeat_interleave(Q)
+        out = self.query_points(feat, coord.reshape(-1, 2), cell.reshape(-1, 2), batch_index,
+                                extra_fn=extra_fn, skip=skip)
+        return out.view(B, Q, self.out_dim) + self.residual(inp, coord)
+
+    def query_points(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
+                     batch_index: torch.Tensor, extra_fn: ExtraFn | None = None, skip: bool = True,
+                     state=None) -> torch.Tensor:
+        """Fast path on a flat list of points: coord/cell (N, 2) of images ``batch_index`` (N,) -> (N, out_dim).
+
+        ``state`` is the result of ``prepare`` when the caller queries the same features repeatedly.
+        """
+        _, _, h, w = feat.shape
         idx, rel, weights = self.neighbours(coord, (h, w))
         rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
         keep = weights > self.skip_tol if skip else torch.ones_like(weights, dtype=torch.bool)
-        state = self.prepare(feat, int(keep.sum()))
-        out = coord.new_zeros(B * Q, self.out_dim)
+        if state is None:
+            state = self.prepare(feat, int(keep.sum()))
+        out = coord.new_zeros(coord.shape[0], self.out_dim)
         for k in range(idx.shape[0]):
-            b, q = keep[k].nonzero(as_tuple=True)
-            if b.numel() == 0:
+            (n,) = keep[k].nonzero(as_tuple=True)
+            if n.numel() == 0:
                 continue
-            cell_idx = idx[k, b, q]
+            b, cell_idx = batch_index[n], idx[k, n]
             extra = None
             if extra_fn is not None:
                 extra = extra_fn(_cell_centre(cell_idx, (h, w), coord.dtype), b)
-            pred = self.predict(state, b, cell_idx, rel[k, b, q], rel_cell[b, q], extra)
-            out = out.index_add(0, b * Q + q, pred * weights[k, b, q].unsqueeze(-1))
-        out = out.view(B, Q, self.out_dim)
-        return out + self.residual(inp, coord)
+            pred = self.predict(state, b, cell_idx, rel[k, n], rel_cell[n], extra)
+            out = out.index_add(0, n, pred * weights[k, n].unsqueeze(-1))
+        return out
 
     def residual(self, inp: torch.Tensor | None, coord: torch.Tensor) -> torch.Tensor | float:
         return 0.0

@@ -1,1 +1,152 @@
-"""Semantic branch: SIR over a frozen semantic encoder (filled in by the semantics work)."""
+"""Semantic branch of SAIR: a frozen semantic encoder and SIR, the semantic implicit representation.
+
+SIR (paper Eq. 4) is a LIIF-style local implicit function over the embedding grid of the MASKED
+image: given any continuous coordinate it returns a text-aligned embedding, holes included. Its
+input per neighbour cell is the cell's embedding neighbourhood, the fraction of the cell that is
+missing, the relative coordinate and the cell size. A few convolutions over [embedding, missing
+fraction] (``context_layers``, 0 = exactly Eq. 4) widen what a cell sees, so that large holes can be
+filled from their surroundings.
+
+The branch answers AIR through ``extra_fn(state)``: a function of (coord (N, 2), batch_index (N,))
+evaluated only at the neighbour cells AIR actually computes. Embeddings passed to AIR are
+L2-normalised (text-aligned embeddings carry their meaning in their direction).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sairbench.models import make, register
+from sairbench.models.decoders import LIIFDecoder
+
+
+@register("sir")
+class SIR(nn.Module):
+    """Semantic implicit representation.
+
+    Args:
+        embed_dim: C of the semantic encoder. hidden: MLP widths (the paper: 4 x 256).
+        context_layers: 3x3 convolutions (dilations 1, 2, 4, ...) over [embedding, missing
+            fraction] before the implicit MLP; width ``context_width``.
+    """
+
+    def __init__(self, embed_dim: int, hidden: Sequence[int] = (256, 256, 256, 256), context_layers: int = 3,
+                 context_width: int = 128):
+        super().__init__()
+        self.embed_dim = embed_dim
+        layers: list[nn.Module] = []
+        ch = embed_dim + 1
+        for i in range(context_layers):
+            d = 2 ** i
+            layers += [nn.Conv2d(ch, context_width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
+            ch = context_width
+        self.context = nn.Sequential(*layers)
+        self.feat_dim = ch
+        self.decoder = LIIFDecoder(ch, hidden=hidden, out_dim=embed_dim)
+
+    def gen_feat(self, emb: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        """emb (B, C, h, w) of the masked image, missing (B, 1, h, w) in [0, 1] -> feature (B, F, h, w)."""
+        x = torch.cat([emb * (1 - missing), missing], dim=1)
+        return self.context(x) if len(self.context) else x
+
+    def query_points(self, feat, coord, cell, batch_index) -> torch.Tensor:
+        """feat (B, F, h, w); coord/cell (N, 2); batch_index (N,) -> embeddings (N, C)."""
+        return self.decoder.query_points(feat, coord, cell, batch_index)
+
+
+def bilinear_points(grid: torch.Tensor, coord: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+    """Bilinear sample (align_corners=False, border clamp) of grid (B, C, h, w) at coord (N, 2) of images batch_index (N,) -> (N, C)."""
+    B, C, h, w = grid.shape
+    flat = grid.flatten(2).transpose(1, 2)  # (B, h*w, C)
+    y = ((coord[:, 0] + 1) * h - 1) / 2
+    x = ((coord[:, 1] + 1) * w - 1) / 2
+    y0, x0 = y.floor(), x.floor()
+    out = 0
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yy, xx = y0 + dy, x0 + dx
+            wgt = (1 - (y - yy).abs()) * (1 - (x - xx).abs())
+            idx = yy.clamp(0, h - 1).long() * w + xx.clamp(0, w - 1).long()
+            out = out + flat[batch_index, idx] * wgt.unsqueeze(-1)
+    return out
+
+
+@register("semantic-branch")
+class SemanticBranch(nn.Module):
+    """Frozen semantic encoder + filler ("sir" or "none" = NFS: the masked embedding upsampled).
+
+    Args:
+        encoder: spec of a SemanticEncoder part ("indomain-encoder", "clip-dense", "sam-encoder").
+        filler: "sir" or "none". sir: spec args of SIR (embed_dim filled in).
+        train_sir: whether SIR receives gradients from the colour loss (joint training); the
+            default two-stage schedule trains SIR first and then freezes it.
+    """
+
+    def __init__(self, encoder: dict, filler: str = "sir", sir: dict | None = None, train_sir: bool = False):
+        super().__init__()
+        self.encoder = make(encoder)
+        self.encoder.freeze()
+        self.encoder_name = getattr(self.encoder, "name", encoder["name"])
+        self.embed_dim = self.encoder.embed_dim
+        self.filler = filler
+        self.sir = SIR(self.embed_dim, **(sir or {})) if filler == "sir" else None
+        self.set_sir_trainable(train_sir)
+
+    @property
+    def external_weights(self) -> bool:
+        """True when the encoder's weights come from elsewhere (CLIP, SAM) and are not stored."""
+        return bool(getattr(self.encoder, "external_weights", False))
+
+    def set_sir_trainable(self, flag: bool) -> None:
+        self.train_sir = flag
+        if self.sir is not None:
+            for p in self.sir.parameters():
+                p.requires_grad_(flag)
+
+    def embed(self, masked_image: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Frozen encoder: (B, 3, H, W) in [0, 1] -> (B, C, h, w)."""
+        with torch.no_grad():
+            return self.encoder(masked_image, mask)
+
+    def gen_feat(self, masked_image: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+        emb = self.embed(masked_image, mask)
+        missing = F.adaptive_avg_pool2d(mask.to(emb.dtype), emb.shape[-2:])
+        state: dict[str, Any] = {"emb": emb, "missing": missing, "size": tuple(masked_image.shape[-2:])}
+        if self.sir is not None:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_sir):
+                state["feat"] = self.sir.gen_feat(emb, missing)
+        return state
+
+    def query(self, state: dict[str, Any], coord: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """Raw (unnormalised) embedding at coord (N, 2) of images batch_index (N,) -> (N, C)."""
+        if self.sir is None:
+            return bilinear_points(state["emb"], coord, batch_index)
+        H, W = state["size"]
+        cell = coord.new_tensor([2.0 / H, 2.0 / W]).expand_as(coord)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_sir):
+            return self.sir.query_points(state["feat"], coord, cell, batch_index)
+
+    def extra_fn(self, state: dict[str, Any]):
+        return lambda coord, batch_index: F.normalize(self.query(state, coord, batch_index), dim=-1)
+
+    def dense(self, state: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
+        """Embeddings at every pixel centre of an (H, W) grid: (B, C, H, W)."""
+        from sairbench.models.coords import make_coord
+
+        B = state["emb"].shape[0]
+        coord = make_coord(size, device=state["emb"].device)
+        n = coord.shape[0]
+        out = self.query(state, coord.repeat(B, 1), torch.arange(B, device=coord.device).repeat_interleave(n))
+        return out.view(B, size[0], size[1], -1).permute(0, 3, 1, 2)
+
+    def state_dict(self, *args, **kwargs):
+        sd = super().state_dict(*args, **kwargs)
+        if self.external_weights:  # CLIP/SAM weights are loaded from their own files, not stored
+            prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+            for k in [k for k in sd if k.startswith(prefix + "encoder.")]:
+                del sd[k]
+        return sd
