@@ -106,7 +106,7 @@ def run(
     if (out / "summary.csv").is_file():
         print_summary(out, f"{proto.name} — {out}")
         meta = json.loads((out / "meta.json").read_text())
-        if not meta["lpips"]["available"]:
+        if not meta.get("lpips", {}).get("available", True):
             console.print(f"[yellow]LPIPS is NaN: {meta['lpips']['reason']}[/yellow]")
         if meta.get("skipped_models"):
             console.print(f"skipped (not available here): {', '.join(meta['skipped_models'])}")
@@ -197,19 +197,19 @@ def inpaint(
     from sairbench.metrics import to_uint8
     from sairbench.registry import create_model
 
-    img = read_image(image)
-    m = read_mask(mask, size=img.shape[:2], hole_value=hole_value, strict_size=True)
     if Path(model).suffix in (".pt", ".safetensors"):
         from sairbench.checkpoint import load_model
 
         net = load_model(model)
     else:
         net = create_model(model)
+    img = read_image(image)
+    m = read_mask(mask, size=img.shape[:2], hole_value=hole_value, strict_size=True)
     net.to(torch.device(device))
     out_size = _parse_size(size)
     if out_size is not None and out_size != img.shape[:2] and not getattr(net, "any_size", False):
         raise SairbenchError(f"model '{model}' answers the input size only; drop --size or use an implicit model.")
-    x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(device)
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).to(device)
     mt = torch.from_numpy(m)[None, None].float().to(device)
     with torch.inference_mode():
         pred = net.inpaint(x * (1 - mt), mt, size=out_size).float().clamp(0, 1)

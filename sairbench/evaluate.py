@@ -207,6 +207,11 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
                  device: str = "cpu", progress: bool = True, checkpoints: dict[str, str] | None = None,
                  shard: tuple[int, int] = (0, 1), console=None) -> Path:
     """Run ``proto`` and write its results folder; returns the folder."""
+    if proto.kind == "sir-miou":
+        from sairbench.probe import run_miou_probe
+        return run_miou_probe(proto, dataset=dataset, data_root=data_root, limit=limit, mask_dir=mask_dir,
+                              results_root=results_root, name=name, resume=resume, device=device,
+                              progress=progress, checkpoints=checkpoints, console=console)
     from sairbench.data import get_dataset
     from sairbench.metrics import conventions_dict, default_lpips_scorer
     from sairbench.registry import create_model

@@ -230,8 +230,13 @@ def _dist_info() -> tuple[int, int]:
     return rank, world
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=None) -> Path:
-    """Train ``cfg.model``; checkpoints go to ``cfg.out``/last.pt. Returns the checkpoint path."""
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=None,
+          stop_after: int | None = None) -> Path:
+    """Train ``cfg.model``; checkpoints go to ``cfg.out``/last.pt. Returns the checkpoint path.
+
+    ``model`` replaces the preset's model (same objective); ``stop_after`` ends this invocation
+    after that many steps with a checkpoint, as an interruption would (``--resume`` continues).
+    """
     from sairbench.data import get_dataset
     rank, world = _dist_info()
     if world > 1 and not torch.distributed.is_initialized():
@@ -303,7 +308,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     with bar:
         task = bar.add_task(f"train {cfg.model}", total=total, completed=start, loss=float("nan"), sps=0.0)
         t_last, loss_acc, n_acc = time.perf_counter(), 0.0, 0
-        for step in range(start, total):
+        end = total if stop_after is None else min(total, start + stop_after)
+        for step in range(start, end):
             t0 = time.perf_counter()
             lr = cfg.schedule.lr_at(step, steps_per_epoch)
             for g in opt.param_groups:
@@ -324,7 +330,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
                 if rank == 0 and log_lines:
                     print(json.dumps(history[-1]), flush=True)
                 t_last, loss_acc, n_acc = now, 0.0, 0
-            if done % cfg.save_every == 0 or done == total:
+            if done % cfg.save_every == 0 or done in (total, end):
                 save(done)
     if world > 1:
         torch.distributed.barrier()
