@@ -117,6 +117,14 @@ def _availability(name: str):
     return check
 
 
+def _needs(name: str, filler: str | None) -> str:
+    if name == "sam-encoder":
+        return "SAM checkpoint ($SAIRBENCH_SAM_CHECKPOINT) and a model trained on it"
+    if filler is not None:
+        return "checkpoint incl. semantic encoder + SIR (shipped tiny, in-domain encoder)"
+    return "checkpoint (shipped tiny for synthetic-faces)"
+
+
 for _name, (_app, _dec, _sem, _desc) in PRESETS.items():
-    register_model(_name, _factory(_name), description=_desc, kind="implicit",
-                   needs="checkpoint (shipped tiny for synthetic-faces)", availability=_availability(_name))
+    register_model(_name, _factory(_name), description=_desc, kind="implicit", needs=_needs(_name, _sem),
+                   availability=_availability(_name))

@@ -65,7 +65,7 @@ def print_summary(run: Path, title: str) -> None:
                 cells.append("n/a")
             else:
                 digits = 2 if m == "psnr" else 4
-                cells.append(f"{r.mean:.{digits}f} ± {r.ci95:.{digits}f}" if r.ci95 == r.ci95 else f"{r.mean:.{digits}f}")
+                cells.append(f"{r.mean:.{digits}f}±{r.ci95:.{digits}f}" if r.ci95 == r.ci95 else f"{r.mean:.{digits}f}")
         table.add_row(model, bucket, *cells)
     console.print(table)
 
@@ -150,6 +150,7 @@ def train(
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL)"),
     save_every: int = typer.Option(500, help="checkpoint every N steps"),
+    keep_every: Optional[int] = typer.Option(None, help="also keep a step_N.pt snapshot every N steps"),
     resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
     export: Optional[Path] = typer.Option(None, help="also write the final weights as safetensors here"),
     device: str = typer.Option("cpu"),
@@ -157,6 +158,7 @@ def train(
     semantic_checkpoint: Optional[str] = typer.Option(None, help="`sir`: trained semantic encoder (default: shipped)"),
     sir_checkpoint: Optional[str] = typer.Option(None, help="semantic presets: trained SIR stage (default: shipped)"),
     joint: bool = typer.Option(False, help="semantic presets: train SIR jointly through the colour loss"),
+    semantic_encoder: str = typer.Option("indomain", help="`sir`: indomain (trained here), clip (open_clip ViT-B/16) or sam"),
 ) -> None:
     """Train a model: `semantic` (in-domain encoder), `sir` (stage 1), or a preset (L1 colour loss).
 
@@ -169,8 +171,9 @@ def train(
 
     cfg = TrainConfig(model=model, size=size, dataset=dataset, data_root=data_root, image_size=image_size,
                       schedule=Schedule.preset(schedule, steps, batch), epochs=epochs, queries=queries, seed=seed,
-                      save_every=save_every, out=str(out or Path("runs") / model), device=device, threads=threads,
-                      semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint)
+                      save_every=save_every, keep_every=keep_every, out=str(out or Path("runs") / model), device=device, threads=threads,
+                      semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
+                      semantic_encoder=semantic_encoder)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
     if export is not None:
@@ -234,6 +237,9 @@ def masks_generate(
     manifest = write_mask_set(out, items, {"generator": "sairbench.masks.generate_mask_set", "seed": seed,
                                            "size": size, "per_bucket": per_bucket}, overwrite=overwrite)
     console.print(f"wrote {len(items)} masks and {manifest}")
+
+
+from sairbench import cli_extra  # noqa: E402,F401  (eval, merge, masks export, figures)
 
 
 def main() -> None:

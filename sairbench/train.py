@@ -66,6 +66,7 @@ class TrainConfig:
     hole_fraction: float = 0.5  # share of query pixels drawn inside the hole (rest uniform)
     seed: int = 0
     save_every: int = 500
+    keep_every: int | None = None  # also keep step_<N>.pt snapshots (e.g. for equal-wall-time comparisons)
     out: str = "runs/liif"
     device: str = "cpu"
     threads: int | None = None
@@ -73,6 +74,7 @@ class TrainConfig:
     semantic_checkpoint: str | None = None  # `sir`: the trained semantic encoder
     sir_checkpoint: str | None = None  # semantic presets: the trained semantic branch (stage 1)
     joint: bool = False  # semantic presets: also train SIR through the colour loss
+    semantic_encoder: str = "indomain"  # `sir`: indomain (from semantic_checkpoint), clip or sam
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,11 +157,18 @@ def build_for_training(cfg: TrainConfig, dataset):
     if cfg.model == "sir":
         from sairbench.models.sir import SemanticBranch, bilinear_points
 
-        enc_spec = _encoder_spec_from(cfg.semantic_checkpoint, "semantic")
+        external = {"clip": {"name": "clip-dense", "args": {}}, "sam": {"name": "sam-encoder", "args": {}}}
+        if cfg.semantic_encoder in external:  # weights from open_clip / $SAIRBENCH_CLIP_WEIGHTS, $SAIRBENCH_SAM_CHECKPOINT
+            enc_spec = external[cfg.semantic_encoder]
+        elif cfg.semantic_encoder == "indomain":
+            enc_spec = _encoder_spec_from(cfg.semantic_checkpoint, "semantic")
+        else:
+            raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use indomain, clip or sam.")
         args = {"encoder": enc_spec, "filler": "sir", "sir": dict(SIR[cfg.size]), "train_sir": True}
         model = SemanticBranch(**args)
         model.spec = {"name": "semantic-branch", "args": args}
-        _load_encoder_weights(model.encoder, cfg.semantic_checkpoint)
+        if cfg.semantic_encoder == "indomain":
+            _load_encoder_weights(model.encoder, cfg.semantic_checkpoint)
 
         def loss_fn(m, batch):
             image, mask, coord = batch[0], batch[1], batch[2]
@@ -283,7 +292,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
     model.train()
 
-    def save(step: int) -> None:
+    def save(step: int, path: Path = ckpt_path) -> None:
         if rank != 0:
             return
         payload = {
@@ -300,7 +309,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
                            "commit": git_commit(), "torch": torch.__version__, "world_size": world,
                            "device": str(device)},
         }
-        save_checkpoint(ckpt_path, payload)
+        save_checkpoint(path, payload)
 
     bar = _progress(progress and rank == 0)
     log_lines = not bar.console.is_terminal  # a log file gets one JSON line per 50 steps
@@ -332,6 +341,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
                 t_last, loss_acc, n_acc = now, 0.0, 0
             if done % cfg.save_every == 0 or done in (total, end):
                 save(done)
+            if cfg.keep_every and done % cfg.keep_every == 0 and rank == 0:
+                save(done, out / f"step_{done:06d}.pt")
     if world > 1:
         torch.distributed.barrier()
     if start >= total and rank == 0 and not ckpt_path.is_file():
