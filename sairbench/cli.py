@@ -119,6 +119,7 @@ def report(
     runs: Optional[List[Path]] = typer.Argument(None, help="result folders (default: every folder in results/)"),
     out: Path = typer.Option(Path("results/report"), help="output folder for report.tex and report.md"),
     published: Optional[List[str]] = typer.Option(None, help="published tables to include as reference rows (e.g. table1_celebahq)"),
+    buckets: Optional[List[str]] = typer.Option(None, help="bucket columns to show (e.g. --buckets all for Tab. 4/6 style)"),
 ) -> None:
     """Render result folders as LaTeX (booktabs) and Markdown tables."""
     from sairbench.report import write_report
@@ -130,7 +131,7 @@ def report(
     for r in runs:
         if not (Path(r) / "summary.csv").is_file():
             raise SairbenchError(f"{r}: no summary.csv; pass a folder written by `sairbench run`.")
-    paths = write_report([Path(r) for r in runs], out, published)
+    paths = write_report([Path(r) for r in runs], out, published, buckets=buckets or None)
     for p in paths:
         console.print(f"wrote {p}")
 

@@ -313,3 +313,132 @@ def finalize_run(run: Path, proto: Protocol, names, metrics, ssim_conv, lpips_sc
     }
     atomic_write_text(run / "meta.json", json.dumps(meta, indent=2, default=str))
     return run
+
+
+# ---------------------------------------------------------------- rebuilding a run from run.json
+
+
+@dataclass
+class RunSettings:
+    """What ``run_protocol`` recorded in ``run.json``, with the dataset, masks and pairs rebuilt."""
+
+    run: Path
+    fingerprint: str
+    proto: Protocol
+    ds_cfg: dict
+    mask_desc: dict
+    names: list
+    checkpoints: dict
+    metrics: list
+    ssim_conv: str
+    dataset: Any = None
+    masks: Any = None
+    pairs: Any = None
+
+
+def load_run_settings(run: str | os.PathLike, rebuild: bool = True) -> RunSettings:
+    """Read ``<run>/run.json`` (written by ``run_protocol``) and, with ``rebuild``, open the same
+    dataset and build the same masks and pairs, so a run can be finalised or re-run elsewhere."""
+    import hashlib
+
+    run = Path(run)
+    path = run / "run.json"
+    if not path.is_file():
+        raise SairbenchError(f"{path}: missing; give a folder written by `sairbench run` (shard or full run).")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        settings = {k: data[k] for k in ("protocol", "dataset", "masks", "models")}
+        settings["checkpoints"] = data.get("checkpoints") or {}
+        fingerprint = data["fingerprint"]
+        proto = Protocol(**settings["protocol"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SairbenchError(f"{path}: not a run.json written by `sairbench run` ({type(exc).__name__}: {exc}); "
+                             "re-run the protocol into a new folder.") from None
+    again = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    if again != fingerprint:
+        raise SairbenchError(f"{path}: its settings do not match its fingerprint {fingerprint} (file edited?); "
+                             "restore run.json or re-run the protocol into a new folder.")
+    if proto.kind != "inpainting":
+        raise SairbenchError(f"{path}: a '{proto.kind}' run; this needs an inpainting run (`sairbench run --protocol liu2018-masks`, ...).")
+    ds_cfg, mask_desc = dict(settings["dataset"]), dict(settings["masks"])
+    rs = RunSettings(run=run, fingerprint=fingerprint, proto=proto, ds_cfg=ds_cfg, mask_desc=mask_desc,
+                     names=list(settings["models"]), checkpoints=dict(settings["checkpoints"]),
+                     metrics=list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"])),
+                     ssim_conv=proto.metrics.get("ssim", "skimage"))
+    if rebuild:
+        from sairbench.data import get_dataset
+
+        size = int(ds_cfg.get("size", 64))
+        rs.dataset = get_dataset(ds_cfg["name"], split=ds_cfg.get("split", "test"), size=size, root=ds_cfg.get("root"),
+                                 limit=ds_cfg.get("limit"), seed=proto.seed)
+        rs.masks, desc = build_masks(proto, size, mask_desc.get("folder"))
+        if desc != mask_desc:
+            raise SairbenchError(f"{path}: the masks built now ({desc}) differ from the run's ({mask_desc}); "
+                                 "restore the mask folder the run used.")
+        rs.pairs = build_pairs(rs.dataset, rs.masks)
+    return rs
+
+
+def expected_parts(names, n_pairs: int) -> list[tuple[str, int]]:
+    """Every (model, first pair index) chunk of a run, in ``run_protocol``'s order (shards take every n-th)."""
+    return [(m, c) for m in names for c in range(0, n_pairs, CHUNK)]
+
+
+def merge_shards(dirs, device: str = "cpu") -> Path:
+    """Merge the shards of one run (one folder shared by the shards, or one folder per shard) into
+    the first folder's per_image / summary / meta via :func:`finalize_run`.
+
+    Every folder must hold a run.json with the same fingerprint; parts found only in later folders
+    are copied into the first. Refuses (naming them) when chunks are missing.
+    """
+    import shutil
+
+    from sairbench.metrics import default_lpips_scorer
+
+    dirs = [Path(d) for d in dirs]
+    if not dirs:
+        raise SairbenchError("nothing to merge; give the run folder(s) written by `sairbench run --shard i/n`.")
+    for d in dirs:
+        if not d.is_dir():
+            raise SairbenchError(f"{d}: no such run folder; give folders written by `sairbench run --shard i/n`.")
+    first = load_run_settings(dirs[0])
+    for d in dirs[1:]:
+        other = load_run_settings(d, rebuild=False)
+        if other.fingerprint != first.fingerprint:
+            raise SairbenchError(f"{d / 'run.json'}: fingerprint {other.fingerprint} differs from {dirs[0] / 'run.json'} "
+                                 f"({first.fingerprint}); merge only shards of one run (same protocol and options).")
+    expected = expected_parts(first.names, len(first.pairs))
+    found: dict[tuple[str, int], Path] = {}
+    for d in dirs:
+        for p in sorted((d / "parts").glob("*/*.parquet")):
+            try:
+                key = (p.parent.name, int(p.stem))
+            except ValueError:
+                continue
+            found.setdefault(key, p)
+    missing = [k for k in expected if k not in found]
+    if missing:
+        shown = ", ".join(f"{m}/{c:06d}" for m, c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise SairbenchError(f"{dirs[0]}: {len(missing)} of {len(expected)} chunks missing ({shown}); run the missing "
+                             "shards (`sairbench run --shard i/n --resume` with the same options), then merge again.")
+    target = dirs[0]
+    for key in expected:
+        dst = target / "parts" / key[0] / f"{key[1]:06d}.parquet"
+        if not dst.is_file():
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(found[key], tmp)
+    # what run_protocol knew but did not record in run.json
+    _, skipped = select_models(first.proto.models.get("names", ["available"]), first.checkpoints)
+    skipped = {k: v for k, v in skipped.items() if k not in first.names}
+    model_infos: dict[str, Any] = {}
+    for m in first.names:
+        try:
+            from sairbench.registry import create_model
+
+            kw = {"checkpoint": first.checkpoints[m]} if m in first.checkpoints else {}
+            model_infos[m] = _model_info(create_model(m, **kw))
+        except Exception as exc:  # the shards ran elsewhere: keep merging, say so
+            model_infos[m] = {"class": None, "note": f"not loadable where merged ({type(exc).__name__})"}
+    lpips_scorer = default_lpips_scorer() if "lpips" in first.metrics else None
+    return finalize_run(target, first.proto, first.names, first.metrics, first.ssim_conv, lpips_scorer,
+                        first.mask_desc, first.ds_cfg, skipped, model_infos, device)

@@ -1,0 +1,350 @@
+"""Outside methods: export a protocol's exact inputs, and score predictions made elsewhere.
+
+``export_protocol`` (``sairbench masks export``) writes, for a protocol and its options, the very
+images x masks ``sairbench run`` evaluates::
+
+    OUT/
+      pairs.csv       image, mask, bucket, ratio, mask_file, gt_file, input_file, pred_name
+      export.json     protocol, dataset, masks, metrics and the naming convention
+      masks/          <mask>.png, 255 = hole, plus manifest.json with sha256 (write_mask_set)
+      gt/             <image>.png, the ground truth at the evaluation size
+      inputs/         <image>__<mask>.png, the ground truth with the hole zeroed (what a model sees)
+
+File names are "safe" versions of the dataset's image and mask names (letters, digits, ``.``,
+``-`` and ``_``; ``__`` only ever separates image from mask); ``pairs.csv`` maps them back to
+the names the result rows use.
+
+``evaluate_predictions`` (``sairbench eval``) scores a folder of predictions under exactly the
+protocol's conventions. **Naming:** the prediction for a pair is ``<pred-dir>/<pred_name>.<ext>``
+with ``pred_name = <image>__<mask>`` (the stem of the pair's input file) and ``ext`` one of png,
+jpg, jpeg (PNG recommended; JPEG is lossy). Each prediction must be RGB at the evaluation size;
+only its pixels inside the hole are used: the scored image is the prediction inside the hole and
+the ground truth outside, quantised to uint8, which is exactly what ``run_model_on_pairs`` scores
+for a model whose raw output, rounded to uint8, is the prediction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sairbench.errors import SairbenchError
+from sairbench.io import atomic_path, atomic_write_text, read_image, read_mask, write_png
+
+PRED_EXTENSIONS = (".png", ".jpg", ".jpeg")
+SEP = "__"
+EXPORT_FORMAT = "sairbench-export/1"
+PAIR_COLUMNS = ("image", "mask", "bucket", "ratio", "mask_file", "gt_file", "input_file", "pred_name")
+
+NAMING = (
+    "prediction for a pair: <pred-dir>/<pred_name>.png (or .jpg/.jpeg), pred_name = <image>__<mask> as in "
+    "pairs.csv (the stem of inputs/<input_file>); RGB at the evaluation size; only pixels inside the hole "
+    "(mask 255) are used, the ground truth is kept outside it."
+)
+
+
+# ---------------------------------------------------------------- names
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe stem: runs of other characters become ``_``; no ``__``; no leading dot."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name))
+    s = re.sub(r"_{2,}", "_", s).strip("._ ")
+    return s or "x"
+
+
+def _unique_safe(names: list[str]) -> dict[str, str]:
+    """{original: safe} with distinct safe names (``-2``, ``-3``, ... appended on a clash)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for n in dict.fromkeys(names):
+        base = safe_name(n)
+        s, k = base, 2
+        while s.lower() in used:  # case-insensitive file systems
+            s = f"{base}-{k}"
+            k += 1
+        used.add(s.lower())
+        out[n] = s
+    return out
+
+
+# ---------------------------------------------------------------- export
+
+
+def open_protocol_data(proto, dataset: str | None = None, data_root: str | None = None, limit: int | None = None,
+                       mask_dir: str | None = None):
+    """The dataset config, dataset, masks (and their description) and pairs ``run_protocol`` would use."""
+    from sairbench.data import get_dataset
+    from sairbench.evaluate import build_masks, build_pairs
+
+    ds_cfg = dict(proto.dataset)
+    if dataset:
+        ds_cfg["name"] = dataset
+    if limit is not None:
+        ds_cfg["limit"] = limit
+    if data_root:
+        ds_cfg["root"] = data_root
+    size = int(ds_cfg.get("size", 64))
+    ds = get_dataset(ds_cfg["name"], split=ds_cfg.get("split", "test"), size=size, root=ds_cfg.get("root"),
+                     limit=ds_cfg.get("limit"), seed=proto.seed)
+    if len(ds) == 0:
+        raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
+    masks, mask_desc = build_masks(proto, size, mask_dir)
+    pairs = build_pairs(ds, masks)
+    return ds_cfg, ds, masks, mask_desc, pairs
+
+
+def export_protocol(proto, out: str | os.PathLike, *, dataset: str | None = None, data_root: str | None = None,
+                    limit: int | None = None, mask_dir: str | None = None) -> tuple[Path, int]:
+    """Write ``out`` (see the module docstring); returns (folder, number of pairs).
+
+    The folder is built next to ``out`` and renamed into place, so a failure leaves nothing behind;
+    an existing non-empty ``out`` is refused.
+    """
+    from sairbench.masks import MaskItem, write_mask_set
+
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SairbenchError(f"{out}: exists and is not an empty folder; choose a new --out folder (exports are never overwritten).")
+    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
+    used_masks = sorted({p.mask_index for p in pairs})
+    mask_safe = _unique_safe([masks[k].name for k in used_masks])
+    image_safe = _unique_safe([p.image for p in pairs])
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        items = [MaskItem(mask_safe[masks[k].name], masks[k].mask, masks[k].ratio, masks[k].bucket) for k in used_masks]
+        write_mask_set(tmp / "masks", items, {"protocol": proto.name, "masks": mask_desc,
+                                              "names": {mask_safe[masks[k].name]: masks[k].name for k in used_masks}})
+        rows, written_gt = [], set()
+        for p in pairs:
+            img_s, mask_s = image_safe[p.image], mask_safe[p.mask]
+            gt = ds[p.image_index].image
+            hole = np.asarray(masks[p.mask_index].mask, bool)
+            if img_s not in written_gt:
+                write_png(tmp / "gt" / f"{img_s}.png", gt)
+                written_gt.add(img_s)
+            pred_name = f"{img_s}{SEP}{mask_s}"
+            write_png(tmp / "inputs" / f"{pred_name}.png", np.where(hole[..., None], np.uint8(0), gt).astype(np.uint8))
+            rows.append({"image": p.image, "mask": p.mask, "bucket": p.bucket, "ratio": p.ratio,
+                         "mask_file": f"{mask_s}.png", "gt_file": f"{img_s}.png", "input_file": f"{pred_name}.png",
+                         "pred_name": pred_name})
+        pd.DataFrame(rows, columns=list(PAIR_COLUMNS)).to_csv(tmp / "pairs.csv", index=False)
+        info = {
+            "format": EXPORT_FORMAT, "protocol": proto.name, "protocol_file": proto.source,
+            "protocol_settings": proto.to_dict(), "seed": proto.seed, "dataset": ds_cfg, "masks": mask_desc,
+            "metrics": list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"])),
+            "ssim": proto.metrics.get("ssim", "skimage"), "pairs": len(rows), "naming": NAMING,
+            "layout": {"masks": "masks/<mask_file> (255 = hole)", "gt": "gt/<gt_file>",
+                       "inputs": "inputs/<input_file> (ground truth, hole pixels set to 0)"},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (tmp / "export.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+        (tmp / "README.txt").write_text(
+            f"Exported by `sairbench masks export` for protocol '{proto.name}' ({len(rows)} image x mask pairs).\n"
+            "Run your method on inputs/*.png with masks/<mask_file> (see pairs.csv), then score it with\n"
+            f"  sairbench eval --pred-dir PRED --gt-dir {out}/gt --mask-dir {out}/masks --pairs {out}/pairs.csv --name METHOD\n"
+            f"Naming: {NAMING}\n", encoding="utf-8")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out, len(rows)
+
+
+# ---------------------------------------------------------------- eval
+
+
+def _find_pairs_csv(pairs: str | os.PathLike | None, gt_dir: Path, mask_dir: Path) -> Path | None:
+    if pairs is not None:
+        p = Path(pairs).expanduser()
+        if not p.is_file():
+            raise SairbenchError(f"{p}: no such pairs file; pass the pairs.csv written by `sairbench masks export`.")
+        return p
+    for cand in (mask_dir.parent / "pairs.csv", gt_dir.parent / "pairs.csv", mask_dir / "pairs.csv"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _index_files(folder: Path, what: str, exts=PRED_EXTENSIONS) -> dict[str, Path]:
+    """{stem: path} of the image files in ``folder``; two files of one stem are refused."""
+    if not folder.is_dir():
+        raise SairbenchError(f"{folder}: no such {what} folder; check the path.")
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."):
+            if p.stem in out:
+                raise SairbenchError(f"{p}: {out[p.stem].name} has the same name; keep one file per {what} name.")
+            out[p.stem] = p
+    return out
+
+
+def _read_pairs(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype={"image": str, "mask": str, "bucket": str, "mask_file": str, "gt_file": str,
+                                      "input_file": str, "pred_name": str}, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise SairbenchError(f"{path}: not a readable CSV ({type(exc).__name__}); re-export with `sairbench masks export`.") from None
+    missing = [c for c in ("image", "mask", "bucket") if c not in df.columns]
+    if missing:
+        raise SairbenchError(f"{path}: missing columns {missing}; use the pairs.csv written by `sairbench masks export`.")
+    if not len(df):
+        raise SairbenchError(f"{path}: no pairs; re-export with `sairbench masks export`.")
+    return df
+
+
+def _pairs_from_files(preds: dict[str, Path], gts: dict[str, Path], masks: dict[str, Path]) -> pd.DataFrame:
+    """Pairs from prediction names ``<image>__<mask>`` when no pairs.csv is at hand."""
+    rows = []
+    for stem in preds:
+        parts = stem.split(SEP)
+        for k in range(1, len(parts)):
+            img, msk = SEP.join(parts[:k]), SEP.join(parts[k:])
+            if img in gts and msk in masks:
+                rows.append({"image": img, "mask": msk, "mask_file": masks[msk].name, "gt_file": gts[img].name,
+                             "pred_name": stem})
+                break
+    return pd.DataFrame(rows)
+
+
+def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, results_root="results", proto=None,
+                         batch: int = 16) -> Path:
+    """Score ``pred_dir``'s predictions (see the module docstring) into ``results_root/name``
+    (a numbered sibling when it exists); returns the folder."""
+    from sairbench.evaluate import CHUNK, _versions, _write_parquet, resolve_run_dir, summarize
+    from sairbench.masks import bucket_of, hole_ratio
+    from sairbench.metrics import conventions_dict, default_lpips_scorer, score_batch
+
+    if not name or safe_name(name) != name.strip() or "/" in name:
+        raise SairbenchError(f"--name {name!r} is not a usable folder name; use letters, digits, '.', '-' and '_'.")
+    pred_dir, gt_dir, mask_dir = (Path(p).expanduser() for p in (pred_dir, gt_dir, mask_dir))
+    preds = _index_files(pred_dir, "prediction")
+    gts = _index_files(gt_dir, "ground-truth", (".png", ".jpg", ".jpeg", ".bmp", ".webp"))
+    mask_files = _index_files(mask_dir, "mask", (".png",))
+    pairs_path = _find_pairs_csv(pairs, gt_dir, mask_dir)
+    export: dict[str, Any] = {}
+    if pairs_path is not None:
+        df = _read_pairs(pairs_path)
+        ex = pairs_path.parent / "export.json"
+        if ex.is_file():
+            try:
+                export = json.loads(ex.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise SairbenchError(f"{ex}: not readable JSON; re-export with `sairbench masks export`.") from None
+    else:
+        df = _pairs_from_files(preds, gts, mask_files)
+        if not len(df):
+            raise SairbenchError(f"{pred_dir}: no prediction named <image>__<mask> matches {gt_dir} and {mask_dir}; "
+                                 "pass --pairs pairs.csv or name predictions as documented in `sairbench eval --help`.")
+    if "mask_file" not in df.columns:
+        df["mask_file"] = df["mask"].map(lambda m: f"{m}.png")
+    if "gt_file" not in df.columns:
+        df["gt_file"] = [gts[i].name if i in gts else f"{i}.png" for i in df["image"]]
+    if "pred_name" not in df.columns:
+        df["pred_name"] = [f"{Path(g).stem}{SEP}{Path(m).stem}" for g, m in zip(df["gt_file"], df["mask_file"])]
+
+    # every file first, so a missing or wrong one is reported before any scoring
+    where = f" (pairs from {pairs_path})" if pairs_path is not None else ""
+    missing = [n for n in df["pred_name"] if n not in preds]
+    if missing:
+        raise SairbenchError(f"{pred_dir}: {len(missing)} of {len(df)} predictions missing{where}, first "
+                             f"'{missing[0]}.png'; name each prediction <image>__<mask>.png as in pairs.csv's pred_name.")
+    for col, folder, index in (("gt_file", gt_dir, gts), ("mask_file", mask_dir, mask_files)):
+        absent = [f for f in df[col] if Path(f).stem not in index]
+        if absent:
+            raise SairbenchError(f"{folder / absent[0]}: missing ({len(absent)} {col.split('_')[0]} files missing{where}); "
+                                 f"pass the {col.split('_')[0]} folder that belongs to these pairs.")
+
+    if proto is not None:
+        metrics = list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"]))
+        ssim_conv = proto.metrics.get("ssim", "skimage")
+        proto_name, seed = proto.name, proto.seed
+        ds_cfg = export.get("dataset") if export.get("protocol") == proto.name else dict(proto.dataset)
+    else:
+        metrics = list(export.get("metrics", ["psnr", "ssim", "l1", "lpips"]))
+        ssim_conv = export.get("ssim", "skimage")
+        proto_name, seed = export.get("protocol", "outside"), export.get("seed")
+        ds_cfg = export.get("dataset") or {"name": "outside", "gt_dir": str(gt_dir)}
+    conventions = conventions_dict(ssim_conv)
+    lpips_scorer = default_lpips_scorer() if "lpips" in metrics else None
+
+    gt_cache: dict[str, np.ndarray] = {}
+    mask_cache: dict[str, np.ndarray] = {}
+
+    def load(r) -> tuple[np.ndarray, np.ndarray, float]:
+        gkey, mkey = Path(r.gt_file).stem, Path(r.mask_file).stem
+        if gkey not in gt_cache:
+            gt_cache[gkey] = read_image(gts[gkey])
+        gt = gt_cache[gkey]
+        if mkey not in mask_cache:
+            mask_cache[mkey] = read_mask(mask_files[mkey], size=gt.shape[:2], strict_size=True)
+        hole = mask_cache[mkey]
+        if hole.shape != gt.shape[:2]:
+            raise SairbenchError(f"{mask_files[mkey]}: mask is {hole.shape[1]}x{hole.shape[0]} but {gts[gkey]} is "
+                                 f"{gt.shape[1]}x{gt.shape[0]}; pass the masks exported with this ground truth.")
+        pred = read_image(preds[r.pred_name])
+        if pred.shape != gt.shape:
+            raise SairbenchError(f"{preds[r.pred_name]}: prediction is {pred.shape[1]}x{pred.shape[0]} but the ground truth "
+                                 f"is {gt.shape[1]}x{gt.shape[0]}; save predictions at the evaluation size.")
+        ratio = hole_ratio(hole)
+        if "ratio" in df.columns and abs(float(r.ratio) - ratio) > 1e-9:
+            raise SairbenchError(f"{mask_files[mkey]}: hole ratio {ratio:.6f} differs from pairs.csv ({float(r.ratio):.6f}); "
+                                 "pass the mask folder exported with this pairs.csv.")
+        out = np.where(hole[..., None], pred, gt).astype(np.uint8)  # prediction in the hole, ground truth outside
+        return out, gt, ratio
+
+    records = list(df.itertuples(index=False))
+    rows = []
+    # the batches of run_model_on_pairs (chunks of CHUNK pairs, batches of `batch` inside), so that
+    # batched metrics (LPIPS) see the same batches as in `sairbench run`
+    for c in range(0, len(records), CHUNK):
+        for s in range(c, min(c + CHUNK, len(records)), batch):
+            chunk = records[s:min(s + batch, c + CHUNK, len(records))]
+            loaded = [load(r) for r in chunk]
+            scores = score_batch(np.stack([o for o, _, _ in loaded]), np.stack([g for _, g, _ in loaded]), metrics,
+                                 lpips_scorer=lpips_scorer, ssim_convention=ssim_conv)
+            for j, (r, (_, _, ratio)) in enumerate(zip(chunk, loaded)):
+                bucket = str(r.bucket) if "bucket" in df.columns and str(r.bucket) else (bucket_of(ratio) or "other")
+                row = {"image": str(r.image), "mask": str(r.mask), "bucket": bucket, "ratio": ratio, "model": name}
+                row.update({k: float(v[j]) for k, v in scores.items()})
+                rows.append(row)
+    per_image = pd.DataFrame(rows).sort_values(["model", "bucket", "image", "mask"]).reset_index(drop=True)
+
+    settings = {"pred_dir": str(pred_dir.resolve()), "gt_dir": str(gt_dir.resolve()), "mask_dir": str(mask_dir.resolve()),
+                "pairs": str(pairs_path.resolve()) if pairs_path else None, "metrics": metrics, "ssim": ssim_conv,
+                "protocol": proto_name, "name": name}
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    run = resolve_run_dir(Path(results_root), name, False, fingerprint)
+    run.mkdir(parents=True, exist_ok=True)
+    _write_parquet(per_image, run / "per_image.parquet")
+    summary = summarize(per_image, metrics)
+    with atomic_path(run / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    _write_parquet(summary, run / "summary.parquet")
+    meta = {
+        "source": "outside", "protocol": proto_name, "protocol_file": getattr(proto, "source", None) or export.get("protocol_file"),
+        "seed": seed, "dataset": ds_cfg, "masks": export.get("masks", {"folder": str(mask_dir)}),
+        "models": [name], "skipped_models": {}, "model_info": {name: {"class": "outside", "predictions": str(pred_dir)}},
+        "semantic_encoder": {name: None}, "conventions": conventions,
+        "lpips": {"available": bool(lpips_scorer and lpips_scorer.available),
+                  "reason": getattr(lpips_scorer, "reason", "not requested")},
+        "outside": {**settings, "naming": NAMING, "export": export.get("format")}, "fingerprint": fingerprint,
+        "versions": _versions(), "device": "cpu",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(run / "meta.json", json.dumps(meta, indent=2, default=str))
+    return run
