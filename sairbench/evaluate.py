@@ -82,6 +82,30 @@ def build_pairs(dataset, masks) -> list[Pair]:
     return pairs
 
 
+def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: str | None = None,
+                       limit: int | None = None, mask_dir: str | None = None):
+    """The dataset config, dataset, masks (and their description) and pairs of a protocol run.
+
+    ``dataset``, ``data_root``, ``limit`` and ``mask_dir`` override the protocol's settings.
+    """
+    from sairbench.data import get_dataset
+
+    ds_cfg = dict(proto.dataset)
+    if dataset:
+        ds_cfg["name"] = dataset
+    if limit is not None:
+        ds_cfg["limit"] = limit
+    if data_root:
+        ds_cfg["root"] = data_root
+    size = int(ds_cfg.get("size", 64))
+    ds = get_dataset(ds_cfg["name"], split=ds_cfg.get("split", "test"), size=size, root=ds_cfg.get("root"),
+                     limit=ds_cfg.get("limit"), seed=proto.seed)
+    if len(ds) == 0:
+        raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
+    masks, mask_desc = build_masks(proto, size, mask_dir)
+    return ds_cfg, ds, masks, mask_desc, build_pairs(ds, masks)
+
+
 def select_models(requested: Iterable[str], checkpoints: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """Expand 'available' into every runnable registered model; return (names, skipped-with-reason).
 
@@ -212,24 +236,10 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
         return run_miou_probe(proto, dataset=dataset, data_root=data_root, limit=limit, mask_dir=mask_dir,
                               results_root=results_root, name=name, resume=resume, device=device,
                               progress=progress, checkpoints=checkpoints, console=console)
-    from sairbench.data import get_dataset
-    from sairbench.metrics import conventions_dict, default_lpips_scorer
+    from sairbench.metrics import default_lpips_scorer
     from sairbench.registry import create_model
 
-    ds_cfg = dict(proto.dataset)
-    if dataset:
-        ds_cfg["name"] = dataset
-    if limit is not None:
-        ds_cfg["limit"] = limit
-    if data_root:
-        ds_cfg["root"] = data_root
-    size = int(ds_cfg.get("size", 64))
-    ds = get_dataset(ds_cfg["name"], split=ds_cfg.get("split", "test"), size=size, root=ds_cfg.get("root"),
-                     limit=ds_cfg.get("limit"), seed=proto.seed)
-    if len(ds) == 0:
-        raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
-    masks, mask_desc = build_masks(proto, size, mask_dir)
-    pairs = build_pairs(ds, masks)
+    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
     metrics = list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"]))
     ssim_conv = proto.metrics.get("ssim", "skimage")
     names, skipped = select_models(models or proto.models.get("names", ["available"]), checkpoints)

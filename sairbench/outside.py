@@ -81,29 +81,6 @@ def _unique_safe(names: list[str]) -> dict[str, str]:
 # ---------------------------------------------------------------- export
 
 
-def open_protocol_data(proto, dataset: str | None = None, data_root: str | None = None, limit: int | None = None,
-                       mask_dir: str | None = None):
-    """The dataset config, dataset, masks (and their description) and pairs ``run_protocol`` would use."""
-    from sairbench.data import get_dataset
-    from sairbench.evaluate import build_masks, build_pairs
-
-    ds_cfg = dict(proto.dataset)
-    if dataset:
-        ds_cfg["name"] = dataset
-    if limit is not None:
-        ds_cfg["limit"] = limit
-    if data_root:
-        ds_cfg["root"] = data_root
-    size = int(ds_cfg.get("size", 64))
-    ds = get_dataset(ds_cfg["name"], split=ds_cfg.get("split", "test"), size=size, root=ds_cfg.get("root"),
-                     limit=ds_cfg.get("limit"), seed=proto.seed)
-    if len(ds) == 0:
-        raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
-    masks, mask_desc = build_masks(proto, size, mask_dir)
-    pairs = build_pairs(ds, masks)
-    return ds_cfg, ds, masks, mask_desc, pairs
-
-
 def export_protocol(proto, out: str | os.PathLike, *, dataset: str | None = None, data_root: str | None = None,
                     limit: int | None = None, mask_dir: str | None = None) -> tuple[Path, int]:
     """Write ``out`` (see the module docstring); returns (folder, number of pairs).
@@ -111,6 +88,7 @@ def export_protocol(proto, out: str | os.PathLike, *, dataset: str | None = None
     The folder is built next to ``out`` and renamed into place, so a failure leaves nothing behind;
     an existing non-empty ``out`` is refused.
     """
+    from sairbench.evaluate import open_protocol_data
     from sairbench.masks import MaskItem, write_mask_set
 
     out = Path(out).expanduser()

@@ -314,28 +314,15 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
     run; with ``resume`` a finished run of the same settings is returned as it is.
     """
     from sairbench.data import get_dataset
-    from sairbench.evaluate import _versions, build_masks, build_pairs, resolve_run_dir
+    from sairbench.evaluate import _versions, open_protocol_data, resolve_run_dir
 
-    ds_cfg = dict(proto.dataset)
-    if dataset:
-        ds_cfg["name"] = dataset
-    if limit is not None:
-        ds_cfg["limit"] = limit
-    if data_root:
-        ds_cfg["root"] = data_root
-    size = int(ds_cfg.get("size", 64))
     branch, ckpt, ckpt_path = load_semantic_branch(checkpoints)
-    ds = get_dataset(ds_cfg["name"], split=ds_cfg.get("split", "test"), size=size, root=ds_cfg.get("root"),
-                     limit=ds_cfg.get("limit"), seed=proto.seed)
-    if len(ds) == 0:
-        raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
+    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
     classes = list(getattr(ds, "classes", []) or [])
     if not classes:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no class labels; the mIoU probe needs a labelled dataset "
                              "(synthetic-faces, celeba-hq, ade20k).")
     class_emb = _class_embeddings(branch, classes)
-    masks, mask_desc = build_masks(proto, size, mask_dir)
-    pairs = build_pairs(ds, masks)
     variants = variant_names(branch)
 
     settings = {"protocol": proto.to_dict(), "dataset": ds_cfg, "masks": mask_desc, "checkpoint": ckpt_path}
