@@ -83,6 +83,8 @@ def run(
     resume: bool = typer.Option(False, help="continue an interrupted run of the same name, skipping finished rows"),
     shard: str = typer.Option("0/1", help="i/n: run the i-th of n shards (merge with `sairbench merge`)"),
     train_missing: bool = typer.Option(False, help="train models whose checkpoint is missing, with the recorded commands"),
+    checkpoint: Optional[List[str]] = typer.Option(None, help="NAME=PATH: evaluate model NAME from this checkpoint; "
+                                                   "NAME may be a variant like sair@step1500 (repeatable)"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
 ) -> None:
     """Run a protocol: every model x image x mask, scored per image, summarised by bucket."""
@@ -95,14 +97,19 @@ def run(
         assert 0 <= i < n
     except (ValueError, AssertionError):
         raise SairbenchError(f"--shard '{shard}' is not i/n with 0 <= i < n (e.g. 0/2).") from None
-    checkpoints = None
+    checkpoints: dict[str, str] = {}
     if train_missing:
         from sairbench.shipped import train_missing_models
 
-        checkpoints = train_missing_models(model or proto.models.get("names", ["available"]), device=device)
+        checkpoints.update(train_missing_models(model or proto.models.get("names", ["available"]), device=device))
+    for item in checkpoint or []:
+        key, sep, path = item.partition("=")
+        if not sep or not key or not Path(path).is_file():
+            raise SairbenchError(f"--checkpoint '{item}' is not NAME=PATH of an existing file (e.g. sair=runs/sair/last.pt).")
+        checkpoints[key] = path
     out = run_protocol(proto, dataset=dataset, data_root=data_root, models=model, limit=limit, mask_dir=mask_dir,
                        results_root=results, name=name, resume=resume, device=device, shard=(i, n),
-                       checkpoints=checkpoints, console=console)
+                       checkpoints=checkpoints or None, console=console)
     if (out / "summary.csv").is_file():
         print_summary(out, f"{proto.name} — {out}")
         meta = json.loads((out / "meta.json").read_text())

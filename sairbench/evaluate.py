@@ -124,7 +124,9 @@ def select_models(requested: Iterable[str], checkpoints: dict[str, str] | None =
                 elif not ok:
                     skipped[spec.name] = why
         else:
-            spec = get_spec(r)
+            spec = get_spec(r.split("@")[0])  # "sair@step1500": a named variant with its own checkpoint
+            if "@" in r and r not in checkpoints:
+                raise SairbenchError(f"model '{r}' names a variant; give its file with --checkpoint {r}=PATH.")
             ok, why = (True, "") if r in checkpoints else spec.available()
             if ok:
                 names.append(r)
@@ -276,7 +278,7 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
             if model_name not in loaded:
                 loaded.clear()
                 kw = {"checkpoint": checkpoints[model_name]} if checkpoints and model_name in checkpoints else {}
-                model = create_model(model_name, **kw)
+                model = create_model(model_name.split("@")[0], **kw)
                 model.to(dev)
                 loaded[model_name] = model
                 model_infos[model_name] = _model_info(model)

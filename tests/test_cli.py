@@ -163,3 +163,16 @@ def test_models_lists_every_registered_model(capsys):
     out = capsys.readouterr().out
     for name in ("telea", "navier-stokes", "biharmonic", "liif", "lte", "sair", "nfs", "ous"):
         assert name in out
+
+
+def test_run_a_checkpoint_variant(tmp_path, proto):
+    ck = _small_checkpoint(tmp_path)
+    res = tmp_path / "results"
+    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "v", "--model", "liif@small",
+            "--checkpoint", f"liif@small={ck}"])
+    rows = pd.read_parquet(res / "v" / "per_image.parquet")
+    assert set(rows["model"]) == {"liif@small"} and len(rows) == 9
+    meta = json.loads((res / "v" / "meta.json").read_text())
+    assert meta["model_info"]["liif@small"]["checkpoint_step"] == 1
+    with pytest.raises(SairbenchError, match="--checkpoint"):
+        invoke(["run", "--protocol", str(proto), "--results", str(res), "--model", "liif@other"])
