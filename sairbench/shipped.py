@@ -25,10 +25,10 @@ RECIPES: dict[str, list[str]] = {
     "semantic": ["train", "semantic", "--steps", "1000", "--threads", "2"],
     "sir": ["train", "sir", "--steps", "1500", "--threads", "2", "--semantic-checkpoint", "{semantic}"],
     "sair": ["train", "sair", "--steps", "3000", "--keep-every", "250", "--threads", "2", "--sir-checkpoint", "{sir}"],
-    "nfs": ["train", "nfs", "--steps", "3000", "--threads", "2", "--sir-checkpoint", "{sir}"],
-    "ous": ["train", "ous", "--steps", "3000", "--threads", "2", "--sir-checkpoint", "{sir}"],
-    "semlte": ["train", "semlte", "--steps", "3000", "--threads", "2", "--sir-checkpoint", "{sir}"],
-    "edsr-w": ["train", "edsr-w", "--steps", "3000", "--threads", "2", "--sir-checkpoint", "{sir}"],
+    "nfs": ["train", "nfs", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
+    "ous": ["train", "ous", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
+    "semlte": ["train", "semlte", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
+    "edsr-w": ["train", "edsr-w", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
 }
 DEPENDS = {"sir": "semantic", **{k: "sir" for k, v in RECIPES.items() if "{sir}" in v}}
 

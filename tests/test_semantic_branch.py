@@ -99,3 +99,27 @@ def test_semantic_preset_without_encoder_says_how_to_get_one():
 
     with pytest.raises(SairbenchError, match="train semantic"):
         build_preset("sair", "tiny")
+
+
+@pytest.mark.parametrize("preset", ["sair", "ous", "nfs", "semlte", "edsr-w"])
+def test_semantic_presets_fast_equals_plain_and_train(preset):
+    from sairbench.models.coords import make_cell, make_coord
+    from sairbench_baselines.presets import build_preset
+
+    torch.manual_seed(0)
+    model = build_preset(preset, "tiny", encoder=ENC)
+    x = torch.rand(2, 3, 16, 16)
+    m = torch.zeros(2, 1, 16, 16)
+    m[..., 3:9, 2:12] = 1
+    state = model.gen_feat(x, m)
+    for size in ((16, 16), (20, 24)):
+        coord = make_coord(size).unsqueeze(0).expand(2, -1, -1)
+        cell = make_cell(coord, size)
+        fast = model.query_rgb(state, coord, cell, fast=True)
+        plain = model.query_rgb(state, coord, cell, fast=False)
+        assert ((fast - plain).abs().max() / plain.abs().max()) < 1e-5
+    fast.abs().mean().backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for p in trainable)
+    if preset == "ous":
+        assert model.encoder is None
