@@ -176,3 +176,20 @@ def test_run_a_checkpoint_variant(tmp_path, proto):
     assert meta["model_info"]["liif@small"]["checkpoint_step"] == 1
     with pytest.raises(SairbenchError, match="--checkpoint"):
         invoke(["run", "--protocol", str(proto), "--results", str(res), "--model", "liif@other"])
+
+
+def test_train_missing_trains_with_the_recorded_command(tmp_path, proto, monkeypatch):
+    import sairbench.shipped as shipped
+
+    monkeypatch.setattr(shipped, "RECIPES", {"liif": ["train", "liif", "--steps", "2", "--batch", "2", "--queries", "16",
+                                                      "--image-size", "32", "--threads", "1"]})
+    monkeypatch.setattr(shipped, "shipped_path", lambda name, *a, **k: tmp_path / "none" / f"{name}.safetensors")
+    monkeypatch.chdir(tmp_path)
+    invoke(["run", "--protocol", str(proto), "--results", str(tmp_path / "res"), "--name", "tm", "--model", "liif",
+            "--train-missing"])
+    ckpt = tmp_path / "runs" / "train-missing" / "liif" / "last.pt"
+    from sairbench.checkpoint import load_checkpoint
+
+    assert load_checkpoint(ckpt)["step"] == 2
+    rows = pd.read_parquet(tmp_path / "res" / "tm" / "per_image.parquet")
+    assert set(rows["model"]) == {"liif"} and len(rows) == 9
