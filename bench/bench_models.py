@@ -94,6 +94,17 @@ def max_rss() -> int:
     return r if sys.platform == "darwin" else r * 1024
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -193,9 +204,10 @@ def inference_worker(spec: dict) -> dict:
         rec["outs"], rec["kept"] = [], 0
         t0 = time.perf_counter()
         t, stopped, chunk_t = run_once(deadline=(t0 + cap) if cap else None)
-        if stopped:  # linear extrapolation over the chunks not run
+        if stopped:  # linear extrapolation over the chunks not run (warm chunks: the first may be cold)
             chunks_done = len(chunk_t)
-            t = t + statistics.fmean(chunk_t) * (n_chunks - chunks_done)
+            per_chunk = statistics.fmean(chunk_t[1:]) if chunks_done > 1 else chunk_t[0]
+            t = t + per_chunk * (n_chunks - chunks_done)
             extrapolated = True
             times.append(t)
             break
@@ -274,7 +286,7 @@ def train_rate(name: str, size: str, steps: int, batch: int, fast: bool, clip: b
         sync(device)
         if i > 0:
             times.append(time.perf_counter() - t0)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return {"steps": len(times), "batch": batch, "total_s": sum(times), "steps_per_s": len(times) / sum(times),
             "step_times": times, "first_loss": losses[0], "trainable_params": sum(p.numel() for p in params)}
 
@@ -327,9 +339,9 @@ def parse_args(argv=None):
                     help="presets to time at --scale (default: the --models)")
     ap.add_argument("--big", type=int, default=2048, help="output side of the memory measurement (default: 2048; 0 skips)")
     ap.add_argument("--big-models", nargs="+", default=["liif", "sair"], help="presets of the --big measurement")
-    ap.add_argument("--max-seconds", type=float, default=30.0,
+    ap.add_argument("--max-seconds", type=float, default=20.0,
                     help="cap per scaled/big run: stop at a chunk boundary and extrapolate the rest "
-                         "(marked ~; default: 30; 0 = always run in full)")
+                         "(marked ~; default: 20; 0 = always run in full)")
     ap.add_argument("--chunk", type=int, default=0, help="queries per chunk for inpaint (default: the library's)")
     ap.add_argument("--tol", type=float, default=1e-4, help="relative tolerance of fast vs plain (default: 1e-4)")
     ap.add_argument("--train-steps", type=int, default=5, help="timed training steps per path (default: 5; 0 skips)")
@@ -360,7 +372,7 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(150, Console().width))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
@@ -370,13 +382,18 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     env = {
         "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "processor": cpu_model(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "device": device,
         "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
         "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    load = env["loadavg_start"][0] if env["loadavg_start"] else 0.0
+    if device == "cpu" and env["torch_threads"] > 1 and load + env["torch_threads"] > (env["cpu_count"] or 1) + 0.5:
+        console.print(f"[yellow]warning: load average {load:.1f} before start and {env['torch_threads']} torch threads on "
+                      f"{env['cpu_count']} CPUs: with other busy processes, OpenMP threads oversubscribe the cores and "
+                      "times can swing several-fold; consider --threads (fewer threads).[/yellow]")
     sem_encoder = "clip-dense ViT-B/16 (random weights)" if args.clip else "indomain-encoder (random weights, 64-d, width 64)"
     console.print(f"[bold]sairbench model benchmark[/bold]  torch {env['torch']}, {env['cpu_count']} CPUs, "
                   f"{env['torch_threads']} threads, device {env['device_name']}, load {env['loadavg_start']}")
@@ -498,7 +515,7 @@ def main(argv=None) -> int:
     if floor:
         t = Table(title=f"Floor at scale 1: counted FLOPs / {mm['gflops_best']:.1f} GFLOP/s "
                         f"(best of {args.mm_repeats} {args.mm_size}^2 float32 matmuls)")
-        for col in ("model", "GFLOP plain", "GFLOP fast", "of which encoder", "floor s (fast FLOPs)",
+        for col in ("model", "GFLOP plain", "GFLOP fast", "of which AppEncoder", "floor s (fast FLOPs)",
                     "fast s", "fast/floor", "plain s", "plain/plain-floor"):
             t.add_column(col, justify="right")
         for name, f in floor.items():

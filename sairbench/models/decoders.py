@@ -115,15 +115,17 @@ class LocalEnsembleDecoder(nn.Module):
         extra_fn: ExtraFn | None = None,
         skip: bool = True,
         inp: torch.Tensor | None = None,
+        state=None,
     ) -> torch.Tensor:
         """Fast path. feat (B, C, h, w), coord/cell (B, Q, 2) -> (B, Q, out_dim).
 
         ``inp`` (B, 3, H, W) is the decoder's input image, used by decoders with an image residual.
+        ``state``: ``prepare(feat, ...)`` computed once by a caller that queries in chunks.
         """
         B, Q = coord.shape[:2]
         batch_index = torch.arange(B, device=coord.device).repeat_interleave(Q)
         out = self.query_points(feat, coord.reshape(-1, 2), cell.reshape(-1, 2), batch_index,
-                                extra_fn=extra_fn, skip=skip)
+                                extra_fn=extra_fn, skip=skip, state=state)
         return out.view(B, Q, self.out_dim) + self.residual(inp, coord)
 
     def query_points(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,

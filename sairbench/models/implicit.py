@@ -58,13 +58,27 @@ class ImplicitInpainter(nn.Module, Inpainter):
             state["semantic"] = self.semantic.gen_feat(image * (1 - mask), mask)
         return state
 
+    def prepare_queries(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Per-image work that every query chunk would otherwise repeat (inference).
+
+        The decoder's per-cell tables (LIIF's first-layer convolution, LTE's coefficients) and the
+        semantic embedding at every appearance cell (SIR evaluated once per cell, not once per
+        neighbour term), so chunked queries at any output size cost only their MLP passes.
+        """
+        feat = state["feat"]
+        state["decoder_state"] = self.decoder.prepare(feat, n_terms=1 << 62)
+        if self.semantic is not None:
+            self.semantic.precompute_cells(state["semantic"], tuple(feat.shape[-2:]))
+        return state
+
     def query_rgb(self, state: dict[str, Any], coord: torch.Tensor, cell: torch.Tensor, fast: bool = True) -> torch.Tensor:
         """coord, cell (B, Q, 2) -> RGB in [-1, 1] space (B, Q, 3)."""
         extra_fn = None
         if self.semantic is not None:
             extra_fn = self.semantic.extra_fn(state["semantic"])
         if fast:
-            return self.decoder.query(state["feat"], coord, cell, extra_fn=extra_fn, inp=state["inp"])
+            return self.decoder.query(state["feat"], coord, cell, extra_fn=extra_fn, inp=state["inp"],
+                                      state=state.get("decoder_state"))
         return self.decoder.query_plain(state["feat"], coord, cell, extra_fn=extra_fn, inp=state["inp"])
 
     def forward(self, image, mask, coord, cell, fast: bool = True) -> torch.Tensor:
@@ -79,6 +93,8 @@ class ImplicitInpainter(nn.Module, Inpainter):
         B, _, H, W = image.shape
         out_h, out_w = size if size is not None else (H, W)
         state = self.gen_feat(image, mask)
+        if fast:
+            self.prepare_queries(state)
         coord_all = make_coord((out_h, out_w), device=image.device)
         cell_all = make_cell(coord_all, (out_h, out_w))
         out = image.new_empty(B, out_h * out_w, 3)

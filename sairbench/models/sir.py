@@ -130,7 +130,17 @@ class SemanticBranch(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_sir):
             return self.sir.query_points(state["feat"], coord, cell, batch_index)
 
+    def precompute_cells(self, state: dict[str, Any], grid: tuple[int, int]) -> None:
+        """Store the normalised embedding at every cell centre of the (h, w) grid AIR queries on."""
+        state["cells"] = (F.normalize(self.dense(state, grid), dim=1).flatten(2).transpose(1, 2), grid)
+
     def extra_fn(self, state: dict[str, Any]):
+        """(coord (N, 2) of AIR's neighbour cell centres, batch_index (N,)) -> normalised embeddings (N, C)."""
+        if "cells" in state:
+            from sairbench.models.coords import coord_to_index
+
+            table, grid = state["cells"]
+            return lambda coord, batch_index: table[batch_index, coord_to_index(coord, grid)]
         return lambda coord, batch_index: F.normalize(self.query(state, coord, batch_index), dim=-1)
 
     def dense(self, state: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
