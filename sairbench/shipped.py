@@ -20,15 +20,15 @@ from sairbench.checkpoint import export_safetensors, load_checkpoint, shipped_pa
 
 RECIPES: dict[str, list[str]] = {
     "liif": ["train", "liif", "--steps", "3000", "--threads", "2"],
-    "lte": ["train", "lte", "--steps", "3000", "--threads", "1"],
-    "edsr-wo": ["train", "edsr-wo", "--steps", "3000", "--threads", "1"],
+    "lte": ["train", "lte", "--steps", "1000", "--threads", "1"],
+    "edsr-wo": ["train", "edsr-wo", "--steps", "1000", "--threads", "1"],
     "semantic": ["train", "semantic", "--steps", "1000", "--threads", "1"],
     "sir": ["train", "sir", "--steps", "1500", "--threads", "1", "--semantic-checkpoint", "{semantic}"],
     "sair": ["train", "sair", "--steps", "3000", "--keep-every", "250", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "nfs": ["train", "nfs", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "ous": ["train", "ous", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "semlte": ["train", "semlte", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "edsr-w": ["train", "edsr-w", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
+    "nfs": ["train", "nfs", "--steps", "1000", "--threads", "1", "--sir-checkpoint", "{sir}"],
+    "ous": ["train", "ous", "--steps", "1000", "--threads", "1", "--sir-checkpoint", "{sir}"],
+    "semlte": ["train", "semlte", "--steps", "1000", "--threads", "1", "--sir-checkpoint", "{sir}"],
+    "edsr-w": ["train", "edsr-w", "--steps", "1000", "--threads", "1", "--sir-checkpoint", "{sir}"],
 }
 DEPENDS = {"sir": "semantic", **{k: "sir" for k, v in RECIPES.items() if "{sir}" in v}}
 
