@@ -364,7 +364,6 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
         "classes": classes,
         "conventions": {"miou": MIOU_CONVENTION, "similarity": "cosine (embeddings and class embeddings L2-normalised), argmax over classes",
                         "pixel_acc": "correct / labelled pixels (label != 255) of the image; pixel_acc_hole: of its hole"},
-        "lpips": {"available": False, "reason": "not used by the sir-miou probe"},
         "versions": _versions(), "device": str(dev),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
