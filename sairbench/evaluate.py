@@ -205,6 +205,16 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def write_run_tables(run: Path, per_image: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Write per_image.parquet, summary.csv and summary.parquet (atomically); return the summary."""
+    _write_parquet(per_image, run / "per_image.parquet")
+    summary = summarize(per_image, metrics)
+    with atomic_path(run / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    _write_parquet(summary, run / "summary.parquet")
+    return summary
+
+
 def resolve_run_dir(results_root: Path, name: str, resume: bool, fingerprint: str) -> Path:
     """A folder for this run that never overwrites earlier results.
 
@@ -307,11 +317,7 @@ def finalize_run(run: Path, proto: Protocol, names, metrics, ssim_conv, lpips_sc
     order = {m: i for i, m in enumerate(names)}
     per_image = per_image.sort_values(["model", "bucket", "image", "mask"],
                                       key=lambda s: s.map(order) if s.name == "model" else s).reset_index(drop=True)
-    _write_parquet(per_image, run / "per_image.parquet")
-    summary = summarize(per_image, metrics)
-    with atomic_path(run / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    _write_parquet(summary, run / "summary.parquet")
+    write_run_tables(run, per_image, metrics)
     meta = {
         "protocol": proto.name, "protocol_file": proto.source, "seed": proto.seed,
         "dataset": ds_cfg, "masks": mask_desc, "models": names, "skipped_models": skipped,

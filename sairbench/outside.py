@@ -203,7 +203,7 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
                          batch: int = 16) -> Path:
     """Score ``pred_dir``'s predictions (see the module docstring) into ``results_root/name``
     (a numbered sibling when it exists); returns the folder."""
-    from sairbench.evaluate import CHUNK, _versions, _write_parquet, resolve_run_dir, summarize
+    from sairbench.evaluate import CHUNK, _versions, resolve_run_dir, write_run_tables
     from sairbench.masks import bucket_of, hole_ratio
     from sairbench.metrics import conventions_dict, default_lpips_scorer, score_batch
 
@@ -308,11 +308,7 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     run = resolve_run_dir(Path(results_root), name, False, fingerprint)
     run.mkdir(parents=True, exist_ok=True)
-    _write_parquet(per_image, run / "per_image.parquet")
-    summary = summarize(per_image, metrics)
-    with atomic_path(run / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    _write_parquet(summary, run / "summary.parquet")
+    write_run_tables(run, per_image, metrics)
     meta = {
         "source": "outside", "protocol": proto_name, "protocol_file": getattr(proto, "source", None) or export.get("protocol_file"),
         "seed": seed, "dataset": ds_cfg, "masks": export.get("masks", {"folder": str(mask_dir)}),

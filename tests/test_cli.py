@@ -11,30 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sairbench.cli import app
 from sairbench.errors import SairbenchError
-
-PROTO = """
-name = "mini"
-seed = 3
-[dataset]
-name = "synthetic-faces"
-split = "test"
-size = 32
-limit = 3
-[masks]
-source = "generated"
-per_bucket = 2
-[metrics]
-names = ["psnr", "ssim", "l1", "lpips"]
-[models]
-names = ["telea", "navier-stokes"]
-"""
+from tests.helpers import PROTO, invoke
 
 
-def invoke(args):
-    """Run the CLI in-process; SairbenchError propagates (main() turns it into one line)."""
-    app(args, standalone_mode=False)
+
 
 
 @pytest.fixture()

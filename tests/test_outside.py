@@ -8,31 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sairbench.cli import app
 from sairbench.errors import SairbenchError
+from tests.helpers import PROTO, invoke
 
-PROTO = """
-name = "mini"
-seed = 3
-[dataset]
-name = "synthetic-faces"
-split = "test"
-size = 32
-limit = 3
-[masks]
-source = "generated"
-per_bucket = 2
-[metrics]
-names = ["psnr", "ssim", "l1", "lpips"]
-[models]
-names = ["telea", "navier-stokes"]
-"""
 METRICS = ["psnr", "ssim", "l1", "lpips"]
 KEYS = ["image", "mask", "bucket", "ratio"]
 
 
-def invoke(args):
-    app(args, standalone_mode=False)
 
 
 @pytest.fixture()
