@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from sairbench.errors import SairbenchError
-from sairbench.io import atomic_path, atomic_write_text, read_image, read_mask, write_png
+from sairbench.io import atomic_write_text, read_image, read_mask, write_png
 
 PRED_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SEP = "__"
