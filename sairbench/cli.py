@@ -198,6 +198,7 @@ def inpaint(
     size: Optional[str] = typer.Option(None, help="output WIDTHxHEIGHT (implicit models only); default: the input size"),
     hole_value: int = typer.Option(255, help="grey level of holes in the mask file"),
     device: str = typer.Option("cpu"),
+    precision: str = typer.Option("fp32", help="implicit models: fp32, fp16 (GPU) or bf16 autocast"),
 ) -> None:
     """Inpaint one image (and super-resolve it with --size)."""
     import numpy as np
@@ -223,7 +224,8 @@ def inpaint(
     x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).to(device)
     mt = torch.from_numpy(m)[None, None].float().to(device)
     with torch.inference_mode():
-        pred = net.inpaint(x * (1 - mt), mt, size=out_size).float().clamp(0, 1)
+        kw = {"precision": precision} if getattr(net, "any_size", False) else {}
+        pred = net.inpaint(x * (1 - mt), mt, size=out_size, **kw).float().clamp(0, 1)
         if out_size is None or out_size == img.shape[:2]:  # at another size the model paints every pixel
             pred = composite(pred, x, mt)
     write_png(out, to_uint8(pred[0].cpu()))

@@ -137,3 +137,21 @@ def test_paper_size_app_encoder_matches_table_4():
     assert (first.in_channels, first.out_channels, first.kernel_size) == (4, 64, (7, 7))
     assert isinstance(last, torch.nn.ConvTranspose2d) and (last.in_channels, last.out_channels) == (128, 64)
     assert sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "ResBlock" for m in app.modules()) == 8
+
+
+def test_reduced_precision_and_memory_chunking():
+    from sairbench_baselines.presets import build_preset
+
+    torch.manual_seed(0)
+    model = build_preset("liif", "tiny")
+    image = torch.rand(1, 3, 16, 16)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 3:12, 2:9] = 1
+    ref = model.inpaint(image, mask, size=(20, 20))
+    half = model.inpaint(image, mask, size=(20, 20), precision="bf16")  # autocast on the CPU
+    assert half.dtype == torch.float32 and (half - ref).abs().max() < 0.05
+    assert not torch.equal(half, ref)  # it really ran in reduced precision
+    small = model.auto_chunk(torch.device("cpu"), budget_bytes=1)
+    big = model.auto_chunk(torch.device("cpu"), budget_bytes=1 << 40)
+    assert small == 4096 and big == 1 << 21
+    assert torch.allclose(model.inpaint(image, mask, size=(20, 20), chunk=small), ref, atol=1e-6)

@@ -87,22 +87,51 @@ class ImplicitInpainter(nn.Module, Inpainter):
 
     # -- the Inpainter interface ------------------------------------------------------------
     @torch.inference_mode()
-    def inpaint(self, image, mask, size=None, chunk: int = DEFAULT_CHUNK, fast: bool = True):
-        """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H', W') in [0, 1]."""
+    def auto_chunk(self, device: torch.device, budget_bytes: int | None = None) -> int:
+        """Queries per pass that fit a memory budget.
+
+        The budget is half the free GPU memory on CUDA, else ``$SAIRBENCH_QUERY_MEMORY_MB`` (default
+        1024 MB). A query costs about 4 neighbour terms x the widest MLP layer x 4 live
+        activations x 4 bytes (plus the same again for SIR when there is one).
+        """
+        import os
+
+        if budget_bytes is None:
+            if device.type == "cuda":
+                budget_bytes = torch.cuda.mem_get_info(device)[0] // 2
+            else:
+                budget_bytes = int(os.environ.get("SAIRBENCH_QUERY_MEMORY_MB", "1024")) * 2**20
+        widths = [m.out_features for m in self.modules() if isinstance(m, nn.Linear)] or [256]
+        per_query = 4 * max(widths) * 4 * 4 * (2 if self.semantic is not None else 1)
+        return int(min(max(budget_bytes // per_query, 4096), 1 << 21))
+
+    def inpaint(self, image, mask, size=None, chunk: int | None = None, fast: bool = True,
+                precision: str = "fp32"):
+        """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H', W') in [0, 1].
+
+        ``chunk``: queries per pass (default: from the memory budget, see ``auto_chunk``).
+        ``precision``: "fp32", or "fp16"/"bf16" autocast (fp16 is meant for GPUs).
+        """
         self.eval()
         B, _, H, W = image.shape
         out_h, out_w = size if size is not None else (H, W)
-        state = self.gen_feat(image, mask)
-        if fast:
-            self.prepare_queries(state)
-        coord_all = make_coord((out_h, out_w), device=image.device)
-        cell_all = make_cell(coord_all, (out_h, out_w))
-        out = image.new_empty(B, out_h * out_w, 3)
-        per_pass = max(1, chunk // B)
-        for s in range(0, coord_all.shape[0], per_pass):
-            coord = coord_all[s:s + per_pass].unsqueeze(0).expand(B, -1, -1)
-            cell = cell_all[s:s + per_pass].unsqueeze(0).expand(B, -1, -1)
-            out[:, s:s + per_pass] = self.query_rgb(state, coord, cell, fast=fast)
+        chunk = chunk or self.auto_chunk(image.device)
+        dtypes = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+        if precision not in dtypes:
+            raise ValueError(f"precision must be one of {list(dtypes)}, not {precision!r}")
+        with torch.autocast(image.device.type, dtype=dtypes[precision] or torch.float32,
+                            enabled=dtypes[precision] is not None):
+            state = self.gen_feat(image, mask)
+            if fast:
+                self.prepare_queries(state)
+            coord_all = make_coord((out_h, out_w), device=image.device)
+            cell_all = make_cell(coord_all, (out_h, out_w))
+            out = image.new_empty(B, out_h * out_w, 3)
+            per_pass = max(1, chunk // B)
+            for s in range(0, coord_all.shape[0], per_pass):
+                coord = coord_all[s:s + per_pass].unsqueeze(0).expand(B, -1, -1)
+                cell = cell_all[s:s + per_pass].unsqueeze(0).expand(B, -1, -1)
+                out[:, s:s + per_pass] = self.query_rgb(state, coord, cell, fast=fast).float()
         out = (out * 0.5 + 0.5).clamp_(0, 1)
         return out.view(B, out_h, out_w, 3).permute(0, 3, 1, 2).contiguous()
 
