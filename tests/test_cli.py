@@ -174,3 +174,24 @@ def test_train_missing_trains_with_the_recorded_command(tmp_path, proto, monkeyp
     assert load_checkpoint(ckpt)["step"] == 2
     rows = pd.read_parquet(tmp_path / "res" / "tm" / "per_image.parquet")
     assert set(rows["model"]) == {"liif"} and len(rows) == 9
+
+
+def test_train_missing_follows_the_semantic_chain(tmp_path, monkeypatch):
+    """Cold cache: sair needs sir, which needs the semantic encoder; each is trained once, in order."""
+    import sairbench.shipped as shipped
+    from sairbench.checkpoint import load_checkpoint
+
+    tiny = ["--steps", "1", "--batch", "2", "--queries", "8", "--image-size", "32", "--threads", "1"]
+    monkeypatch.setattr(shipped, "RECIPES", {
+        "semantic": ["train", "semantic", *tiny],
+        "sir": ["train", "sir", *tiny, "--semantic-checkpoint", "{semantic}"],
+        "sair": ["train", "sair", *tiny, "--sir-checkpoint", "{sir}"],
+    })
+    monkeypatch.setattr(shipped, "DEPENDS", {"sir": "semantic", "sair": "sir"})
+    monkeypatch.setattr(shipped, "shipped_path", lambda name, *a, **k: tmp_path / "none" / f"{name}.safetensors")
+    got = shipped.train_missing_models(["sair"], runs_root=str(tmp_path / "runs"))
+    assert set(got) == {"semantic", "sir", "sair"}
+    sair = load_checkpoint(got["sair"])
+    sir = load_checkpoint(got["sir"])
+    assert sair["train"]["sir_checkpoint"] == got["sir"] and sir["train"]["semantic_checkpoint"] == got["semantic"]
+    assert shipped.train_missing_models(["sair"], runs_root=str(tmp_path / "runs")) == got  # nothing retrained
