@@ -155,3 +155,12 @@ def test_reduced_precision_and_memory_chunking():
     big = model.auto_chunk(torch.device("cpu"), budget_bytes=1 << 40)
     assert small == 4096 and big == 1 << 21
     assert torch.allclose(model.inpaint(image, mask, size=(20, 20), chunk=small), ref, atol=1e-6)
+
+
+def test_inpaint_builds_no_autograd_graph():
+    """inpaint runs under inference_mode: no graph is kept across query chunks (bounded memory)."""
+    from sairbench_baselines.presets import build_preset
+
+    model = build_preset("liif", "tiny")
+    out = model.inpaint(torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 8, 8), size=(12, 12), chunk=50)
+    assert not out.requires_grad and out.is_inference()

@@ -86,7 +86,6 @@ class ImplicitInpainter(nn.Module, Inpainter):
         return self.query_rgb(self.gen_feat(image, mask), coord, cell, fast=fast)
 
     # -- the Inpainter interface ------------------------------------------------------------
-    @torch.inference_mode()
     def auto_chunk(self, device: torch.device, budget_bytes: int | None = None) -> int:
         """Queries per pass that fit a memory budget.
 
@@ -105,6 +104,7 @@ class ImplicitInpainter(nn.Module, Inpainter):
         per_query = 4 * max(widths) * 4 * 4 * (2 if self.semantic is not None else 1)
         return int(min(max(budget_bytes // per_query, 4096), 1 << 21))
 
+    @torch.inference_mode()
     def inpaint(self, image, mask, size=None, chunk: int | None = None, fast: bool = True,
                 precision: str = "fp32"):
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H', W') in [0, 1].
