@@ -129,6 +129,17 @@ def to_uint8(x) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.uint8))
 
 
+def as_batches(preds, gts, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two image batches (N, H, W, 3) of one shape; a single (H, W, 3) pair becomes N = 1."""
+    preds = np.asarray(preds)
+    gts = np.asarray(gts)
+    if preds.ndim == 3:
+        preds, gts = preds[None], gts[None]
+    if preds.shape != gts.shape or preds.ndim != 4 or preds.shape[-1] != 3:
+        raise ValueError(f"{who} takes two uint8 (N, H, W, 3) batches of one shape; got {preds.shape} and {gts.shape}")
+    return preds, gts
+
+
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred)
     gt = np.asarray(gt)
@@ -406,12 +417,7 @@ class LPIPSScorer:
 
     def __call__(self, preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
         """LPIPS per image of uint8 (N, H, W, 3) ``preds`` against ``gts``; float64 (N,)."""
-        preds = np.asarray(preds)
-        gts = np.asarray(gts)
-        if preds.ndim == 3:
-            preds, gts = preds[None], gts[None]
-        if preds.shape != gts.shape or preds.ndim != 4 or preds.shape[-1] != 3:
-            raise ValueError(f"LPIPS takes two uint8 (N, H, W, 3) batches of one shape; got {preds.shape} and {gts.shape}")
+        preds, gts = as_batches(preds, gts, "LPIPS")
         if preds.dtype != np.uint8 or gts.dtype != np.uint8:
             raise ValueError(f"LPIPS takes uint8 batches (use to_uint8); got {preds.dtype} and {gts.dtype}")
         n = preds.shape[0]
@@ -462,12 +468,7 @@ def score_batch(
     if unknown:
         raise SairbenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}.")
     _check_ssim_convention(ssim_convention)
-    preds = np.asarray(preds)
-    gts = np.asarray(gts)
-    if preds.ndim == 3:
-        preds, gts = preds[None], gts[None]
-    if preds.shape != gts.shape or preds.ndim != 4 or preds.shape[-1] != 3:
-        raise ValueError(f"score_batch takes two uint8 (N, H, W, 3) batches of one shape; got {preds.shape} and {gts.shape}")
+    preds, gts = as_batches(preds, gts, "score_batch")
     n = preds.shape[0]
     out: dict[str, np.ndarray] = {}
     per_image = {"psnr": psnr, "l1": l1, "ssim": lambda p, g: ssim(p, g, ssim_convention)}

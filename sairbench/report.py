@@ -410,6 +410,18 @@ def _check_inputs(summary_df, buckets, metrics):
             raise SairbenchError(f"summary table lacks columns {missing}; expected {list(SUMMARY_COLUMNS)}.")
 
 
+def _cell_text(cells, bucket: str, metric: str, fmt: str, with_ci: bool, may_bold: bool, best) -> str:
+    """One table cell in ``fmt`` ("latex" or "md"): the value, its CI if asked, bold if it is the best."""
+    mean, ci = cells.get((bucket, metric), (float("nan"), float("nan")))
+    text = _fmt_number(mean, metric, fmt)
+    digits = DECIMALS.get(metric, 3)
+    if with_ci and np.isfinite(mean) and np.isfinite(ci):
+        text += f"{{\\scriptsize$\\pm${ci:.{digits}f}}}" if fmt == "latex" else f" ± {ci:.{digits}f}"
+    if may_bold and np.isfinite(mean) and _rounded(mean, metric) == best[(bucket, metric)]:
+        text = f"\\textbf{{{text}}}" if fmt == "latex" else f"**{text}**"
+    return text
+
+
 def render_latex(
     summary_df: pd.DataFrame,
     buckets: Sequence[str],
@@ -468,14 +480,8 @@ def render_latex(
         out = [name]
         for b in buckets:
             for m in metrics:
-                mean, ci = cells.get((b, m), (float("nan"), float("nan")))
-                text = _fmt_number(mean, m, "latex")
-                if show_ci and not pub and np.isfinite(mean) and np.isfinite(ci):
-                    text += f"{{\\scriptsize$\\pm${ci:.{DECIMALS.get(m, 3)}f}}}"
-                counts = not pub or bold_published or not any_run
-                if counts and best[(b, m)] is not None and np.isfinite(mean) and _rounded(mean, m) == best[(b, m)]:
-                    text = f"\\textbf{{{text}}}"
-                out.append(text)
+                bold = (not pub or bold_published or not any_run) and best[(b, m)] is not None
+                out.append(_cell_text(cells, b, m, "latex", show_ci and not pub, bold, best))
         lines.append(" & ".join(out) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}%", "}"]
     notes = []
@@ -523,14 +529,8 @@ def render_markdown(
         out = [md_escape(model) + (" †" if pub else "")]
         for b in buckets:
             for m in metrics:
-                mean, ci = cells.get((b, m), (float("nan"), float("nan")))
-                text = _fmt_number(mean, m, "md")
-                if show_ci and not pub and np.isfinite(mean) and np.isfinite(ci):
-                    text += f" ± {ci:.{DECIMALS.get(m, 3)}f}"
-                counts = not pub or bold_published or not any_run
-                if counts and best[(b, m)] is not None and np.isfinite(mean) and _rounded(mean, m) == best[(b, m)]:
-                    text = f"**{text}**"
-                out.append(text)
+                bold = (not pub or bold_published or not any_run) and best[(b, m)] is not None
+                out.append(_cell_text(cells, b, m, "md", show_ci and not pub, bold, best))
         lines.append("| " + " | ".join(out) + " |")
     notes = []
     pub_note = _published_note(published_df, dataset, "md", any_run)
