@@ -70,6 +70,7 @@ class TrainConfig:
     out: str = "runs/liif"
     device: str = "cpu"
     threads: int | None = None
+    workers: int = 0  # data-loading processes that prepare the next batches while the model trains
     fast: bool = True
     semantic_checkpoint: str | None = None  # `sir`: the trained semantic encoder
     sir_checkpoint: str | None = None  # semantic presets: the trained semantic branch (stage 1)
@@ -119,6 +120,32 @@ def batch_for_step(dataset, step: int, cfg: TrainConfig, rank: int = 0, world: i
     target = torch.gather(flat, 1, qidx_t.unsqueeze(-1).expand(-1, -1, 3)) * 2 - 1
     label = torch.from_numpy(np.stack(labels)).long() if all(lb is not None for lb in labels) else None
     return image, mask, coord, cell, target, label
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``i`` is the batch of step ``start + i`` (``batch_for_step``), for prefetching workers.
+
+    Each step's batch depends only on ``(seed, step)``, so the number of workers changes neither
+    the batches nor the trained weights.
+    """
+
+    def __init__(self, dataset, cfg: TrainConfig, start: int, end: int, rank: int = 0, world: int = 1):
+        self.dataset, self.cfg, self.start, self.end, self.rank, self.world = dataset, cfg, start, end, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __getitem__(self, i: int):
+        return batch_for_step(self.dataset, self.start + i, self.cfg, self.rank, self.world)
+
+
+def step_batches(dataset, cfg: TrainConfig, start: int, end: int, rank: int = 0, world: int = 1):
+    """Iterator over the batches of steps ``start..end-1``; ``cfg.workers`` > 0 prefetches them."""
+    items = StepBatches(dataset, cfg, start, end, rank, world)
+    if cfg.workers <= 0:
+        return (items[i] for i in range(len(items)))
+    return iter(torch.utils.data.DataLoader(items, batch_size=None, shuffle=False, num_workers=cfg.workers,
+                                            prefetch_factor=4, pin_memory=cfg.device.startswith("cuda")))
 
 
 def build_for_training(cfg: TrainConfig, dataset):
@@ -318,12 +345,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
         task = bar.add_task(f"train {cfg.model}", total=total, completed=start, loss=float("nan"), sps=0.0)
         t_last, loss_acc, n_acc = time.perf_counter(), 0.0, 0
         end = total if stop_after is None else min(total, start + stop_after)
+        batches = step_batches(dataset, cfg, start, end, rank, world)
         for step in range(start, end):
             t0 = time.perf_counter()
             lr = cfg.schedule.lr_at(step, steps_per_epoch)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = [t.to(device) if t is not None else None for t in batch_for_step(dataset, step, cfg, rank, world)]
+            batch = [t.to(device, non_blocking=True) if t is not None else None for t in next(batches)]
             loss = loss_fn(ddp_model if world > 1 else model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -67,6 +67,17 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
         assert torch.equal(a["model"]["sd"][k], b["model"]["sd"][k]), k
 
 
+def test_prefetching_workers_give_the_same_weights(tmp_path):
+    plain = train(cfg_for(tmp_path / "plain", steps=4), progress=False, model=small_model())
+    cfg = cfg_for(tmp_path / "workers", steps=4)
+    cfg.workers = 2
+    fetched = train(cfg, progress=False, model=small_model())
+    a, b = load_checkpoint(plain)["model"]["sd"], load_checkpoint(fetched)["model"]["sd"]
+    assert load_checkpoint(fetched)["train"]["workers"] == 2
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_checkpoint_is_self_describing(tmp_path):
     path = train(cfg_for(tmp_path / "r", steps=2), progress=False, model=small_model())
     ckpt = load_checkpoint(path)
