@@ -134,6 +134,9 @@ def inference_worker(spec: dict) -> dict:
     model = build_model(spec["model"], spec["size"], spec["clip"]).to(device).eval()
     image, mask = bench_input(spec["image"], spec["hole"])
     image, mask = image.to(device), mask.to(device)
+    if spec.get("channels_last"):
+        model.to(memory_format=torch.channels_last)
+        image, mask = (x.contiguous(memory_format=torch.channels_last) for x in (image, mask))
     out_h = out_w = spec["out"]
     chunk = spec["chunk"] or DEFAULT_CHUNK
     per_pass = max(1, chunk // image.shape[0])
@@ -167,7 +170,8 @@ def inference_worker(spec: dict) -> dict:
         sync(device)
         t0 = time.perf_counter()
         try:
-            model.inpaint(image, mask, size=(out_h, out_w), chunk=chunk, fast=fast)
+            model.inpaint(image, mask, size=(out_h, out_w), chunk=chunk, fast=fast,
+                          precision=spec.get("precision", "fp32"))
             stopped = False
         except _Stop:
             stopped = True
@@ -355,6 +359,9 @@ def parse_args(argv=None):
     ap.add_argument("--clip", action="store_true",
                     help="time SAIR on a random CLIP ViT-B/16 (open_clip, no weights) instead of the in-domain encoder; slow on CPU")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default: cpu)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                    help="inpaint autocast precision of both paths (default: fp32; fp16 is for GPUs; raise --tol)")
+    ap.add_argument("--channels-last", action="store_true", help="model weights and input in channels-last memory format")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     ap.add_argument("--worker-timeout", type=float, default=3600, help="seconds before a measurement is abandoned")
     ap.add_argument("--out", default="docs/bench_models.json", help="JSON output (default: docs/bench_models.json; '' = none)")
@@ -407,6 +414,7 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="sairbench-bench-")
     base = {"size": args.size, "image": args.image, "hole": args.hole, "clip": args.clip, "device": device,
             "threads": args.threads or torch.get_num_threads(), "seed": 0, "chunk": args.chunk,
+            "precision": args.precision, "channels_last": args.channels_last,
             "compare_queries": 2 * 65536}
     scaled_models = args.models_scaled if args.models_scaled is not None else args.models
 
@@ -494,7 +502,8 @@ def main(argv=None) -> int:
 
     # ---- tables ---------------------------------------------------------------------------
     mem_label = "peak GPU alloc GiB" if device.startswith("cuda") else "peak RSS GiB"
-    t = Table(title=f"Inference, {args.size} size, {args.image}x{args.image} input, hole "
+    t = Table(title=f"Inference, {args.size} size, {args.precision}{', channels-last' if args.channels_last else ''}, "
+                    f"{args.image}x{args.image} input, hole "
                     f"{next(iter(next(iter(infer.values())).values()))['fast'].get('hole_ratio', float('nan')):.0%}"
               if infer else "Inference")
     for col in ("model", "output", "plain s", "fast s", "plain/fast", "fast==plain (rel)", f"plain {mem_label}",

@@ -26,6 +26,9 @@ SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 
 
 def git_commit() -> str:
+    """HEAD of the source tree; ``$SAIRBENCH_COMMIT`` names it where the tree travels without .git."""
+    if os.environ.get("SAIRBENCH_COMMIT"):
+        return os.environ["SAIRBENCH_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).parent)
@@ -98,7 +101,11 @@ def build_model(ckpt: dict[str, Any]):
 
 
 def load_model(path: str | os.PathLike):
-    return build_model(load_checkpoint(path))
+    ckpt = load_checkpoint(path)
+    try:
+        return build_model(ckpt)
+    except SairbenchError as err:  # e.g. a SAM model whose (unstored) SAM weights are not found: name the file
+        raise SairbenchError(f"{path}: {err}") from None
 
 
 def shipped_path(name: str, size: str = "tiny", dataset: str = "synthetic-faces") -> Path:

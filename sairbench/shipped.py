@@ -77,15 +77,30 @@ def train_missing_models(requested: list[str], device: str = "cpu", runs_root: s
     return {k: v for k, v in done.items() if not v.endswith(".safetensors")}
 
 
-def ship(run_dir: str | Path, name: str) -> Path:
-    """Export ``run_dir``/last.pt as the shipped checkpoint of ``name`` and refresh docs/checkpoints.md."""
-    ckpt = load_checkpoint(Path(run_dir) / "last.pt")
-    ckpt.setdefault("provenance", {})["machine"] = f"{platform.machine()}, {_cpu_count()} CPU cores, {platform.system()}"
+def ship(run_dir: str | Path, name: str, out: str | Path | None = None, checkpoint: str = "last.pt") -> Path:
+    """Export ``run_dir``/``checkpoint`` as the shipped checkpoint of ``name``.
+
+    With ``out`` None it goes into the package and docs/checkpoints.md is refreshed; else to ``out``.
+    """
+    ckpt = load_checkpoint(Path(run_dir) / checkpoint)
+    prov = ckpt.setdefault("provenance", {})
+    prov.setdefault("machine", machine_description(prov.get("device", "cpu")))  # kept when re-shipping an export
     ckpt["provenance"]["recipe"] = recipe_command(name) if name in RECIPES else ""
-    out = shipped_path(name)
-    export_safetensors(ckpt, out)
-    write_checkpoints_doc()
-    return out
+    target = Path(out) if out is not None else shipped_path(name)
+    export_safetensors(ckpt, target)
+    if out is None:
+        write_checkpoints_doc()
+    return target
+
+
+def machine_description(device: str = "cpu") -> str:
+    """E.g. 'x86_64, 2 CPU cores, Linux' (plus the GPU's name for a CUDA device)."""
+    text = f"{platform.machine()}, {_cpu_count()} CPU cores, {platform.system()}"
+    if device.startswith("cuda"):
+        import torch
+
+        text += f", {torch.cuda.get_device_name(device)}" if torch.cuda.is_available() else ", CUDA GPU"
+    return text
 
 
 def _cpu_count() -> int:
