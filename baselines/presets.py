@@ -56,7 +56,17 @@ def semantic_spec(encoder: dict, filler: str, size: str = "tiny") -> dict[str, A
 def encoder_embed_dim(encoder: dict) -> int:
     from sairbench.models import make
 
-    return make(encoder).embed_dim if encoder["name"] != "indomain-encoder" else int(encoder["args"].get("embed_dim", 64))
+    if encoder["name"] == "indomain-encoder":
+        return int(encoder["args"].get("embed_dim", 64))
+    if encoder["name"] == "sam-encoder":  # SAM's neck, whatever the ViT: no need to load the weights twice
+        from sairbench.semantic.sam import SAM_NECK_CHANNELS
+
+        return SAM_NECK_CHANNELS
+    return make(encoder).embed_dim
+
+
+SAM_CHAIN = ("`sairbench train sir --semantic-encoder sam` (with $SAIRBENCH_SAM_CHECKPOINT set), then "
+             "`sairbench train sam-encoder --sir-checkpoint runs/sir/last.pt`")
 
 
 def preset_spec(name: str, size: str = "tiny", encoder: dict | None = None, **overrides: Any) -> dict[str, Any]:
@@ -79,6 +89,9 @@ def preset_spec(name: str, size: str = "tiny", encoder: dict | None = None, **ov
         if encoder is None:
             raise SairbenchError(f"preset '{name}' needs a semantic encoder; train one with `sairbench train semantic` "
                                  "and SIR with `sairbench train sir`, then pass --sir-checkpoint.")
+        if name == "sam-encoder" and encoder["name"] != "sam-encoder":
+            raise SairbenchError(f"preset 'sam-encoder' needs a SIR trained on SAM's image encoder, not on "
+                                 f"'{encoder['name']}'; train it with {SAM_CHAIN}.")
         semantic = semantic_spec(encoder, sem, size)
         decoder["args"]["extra_dim"] = encoder_embed_dim(encoder)
     return {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name, **overrides}
@@ -99,6 +112,9 @@ def _factory(name: str):
         if not pretrained:
             return build_preset(name, size, **kw)
         path = shipped_path(name, size)
+        if not path.is_file() and name == "sam-encoder":
+            raise SairbenchError(f"no shipped checkpoint for 'sam-encoder' (it needs SAM's weights); train one with "
+                                 f"{SAM_CHAIN}, and pass --checkpoint sam-encoder=runs/sam-encoder/last.pt.")
         if not path.is_file():
             raise SairbenchError(f"no shipped '{size}' checkpoint for '{name}' ({path.name}); train one with "
                                  f"`sairbench train {name}` and pass --checkpoint, or use --train-missing.")
@@ -112,7 +128,9 @@ def _availability(name: str):
         from sairbench.checkpoint import shipped_path
 
         path = shipped_path(name)
-        return (True, "") if path.is_file() else (False, f"no shipped checkpoint {path.name}")
+        if path.is_file():
+            return True, ""
+        return False, f"no shipped checkpoint {path.name}" + (f"; train it: {SAM_CHAIN}" if name == "sam-encoder" else "")
 
     return check
 

@@ -193,6 +193,8 @@ def build_for_training(cfg: TrainConfig, dataset):
             raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use indomain, clip or sam.")
         args = {"encoder": enc_spec, "filler": "sir", "sir": dict(SIR[cfg.size]), "train_sir": True}
         model = SemanticBranch(**args)
+        if hasattr(model.encoder, "spec_args"):  # SAM: record the encoder as built (size, weights digest)
+            args["encoder"] = {"name": enc_spec["name"], "args": model.encoder.spec_args()}
         model.spec = {"name": "semantic-branch", "args": args}
         if cfg.semantic_encoder == "indomain":
             _load_encoder_weights(model.encoder, cfg.semantic_checkpoint)

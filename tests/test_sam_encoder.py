@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from sairbench.errors import SairbenchError
 from sairbench.semantic.sam import (
     ENV_SAM_CHECKPOINT,
+    ENV_SAM_IMG_SIZE,
     SAM_CHECKPOINT_URLS,
     SAMEncoder,
+    save_random_sam_checkpoint,
 )
 
 
@@ -121,3 +123,52 @@ def test_checkpoint_round_trip_and_resize(enc, tmp_path):
     torch.testing.assert_close(small.encoder.blocks[0].attn.rel_pos_h, enc.encoder.blocks[0].attn.rel_pos_h)
     with torch.no_grad():
         assert small(torch.rand(1, 3, 128, 128)).shape == (1, 256, 8, 8)
+
+
+def test_tiny_test_size_reads_its_architecture_and_records_a_spec(tmp_path, monkeypatch):
+    """vit_test (2 blocks of width 32) is read from the file; img_size from $SAIRBENCH_SAM_IMG_SIZE;
+    spec_args rebuild the same encoder and pin its weights."""
+    path = save_random_sam_checkpoint(tmp_path / "tiny.pth", "vit_test")
+    monkeypatch.setenv(ENV_SAM_CHECKPOINT, str(path))
+    monkeypatch.setenv(ENV_SAM_IMG_SIZE, "64")
+    enc = SAMEncoder()
+    assert enc.model_type == "vit_test" and enc.img_size == 64 and enc.name == "sam-vit_test-64px"
+    assert enc.external_weights and enc.embed_dim == 256
+    with torch.no_grad():
+        assert enc(torch.rand(1, 3, 32, 32)).shape == (1, 256, 4, 4)
+    spec = enc.spec_args()
+    assert spec["model_type"] == "vit_test" and spec["img_size"] == 64 and spec["weights_file"] == "tiny.pth"
+    monkeypatch.setenv(ENV_SAM_IMG_SIZE, "32")  # the spec, not the environment, decides
+    again = SAMEncoder(**spec)
+    assert again.img_size == 64 and again.weights_sha256 == enc.weights_sha256
+    # the default is still SAM's own vit_b at 1024
+    monkeypatch.delenv(ENV_SAM_IMG_SIZE)
+    assert SAMEncoder(random_init=True, img_size=None).model_type == "vit_b"
+
+
+def test_bad_sam_files_and_settings_are_clear_errors(tmp_path, monkeypatch):
+    tiny = save_random_sam_checkpoint(tmp_path / "tiny.pth", "vit_test")
+    cases = []
+    with pytest.raises(SairbenchError, match=r"tiny\.pth.* holds a vit_test image encoder, not the vit_b one") as e:
+        SAMEncoder("vit_b", checkpoint=str(tiny), img_size=64)
+    cases.append(e)
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    with pytest.raises(SairbenchError, match=r"junk\.pth.* is not a readable torch state dict") as e:
+        SAMEncoder(checkpoint=str(tmp_path / "junk.pth"), img_size=64)
+    cases.append(e)
+    torch.save({"mask_decoder.w": torch.zeros(1)}, tmp_path / "decoder_only.pth")
+    with pytest.raises(SairbenchError, match=r"decoder_only\.pth.* holds no SAM image encoder") as e:
+        SAMEncoder(checkpoint=str(tmp_path / "decoder_only.pth"), img_size=64)
+    cases.append(e)
+    torch.save({"patch_embed.proj.weight": torch.zeros(48, 3, 16, 16)}, tmp_path / "odd.pth")
+    with pytest.raises(SairbenchError, match=r"odd\.pth.* unknown size \(width 48, depth 0") as e:
+        SAMEncoder(checkpoint=str(tmp_path / "odd.pth"), img_size=64)
+    cases.append(e)
+    with pytest.raises(SairbenchError, match=r"not the one this model was trained with") as e:
+        SAMEncoder(checkpoint=str(tiny), img_size=64, weights_sha256="0" * 64, weights_file="sam_vit_b_01ec64.pth")
+    cases.append(e)
+    monkeypatch.setenv(ENV_SAM_IMG_SIZE, "100")
+    with pytest.raises(SairbenchError, match=r"\$SAIRBENCH_SAM_IMG_SIZE='100' is not a positive multiple of 16") as e:
+        SAMEncoder(checkpoint=str(tiny))
+    cases.append(e)
+    assert all("\n" not in str(c.value) for c in cases)
