@@ -5,7 +5,10 @@ The pairs are ``--size`` x ``--size`` uint8 RGB: ground truths cycle over a pool
 test images, predictions are the ground truth with Gaussian noise (sigma 20) inside a ~40 % irregular
 hole. The metrics' cost does not depend on the content. Pairs are built batch by batch (untimed)
 and each metric is timed (after one untimed warm-up call) on its own ``sairbench.metrics.score_batch(..., metrics=[m])`` call per
-batch, as an evaluation would call it.
+batch, as an evaluation would call it. ``score_batch`` computes PSNR, SSIM and L1 over the whole batch
+(``psnr_batch``, ``ssim_batch``, ``l1_batch``) and LPIPS in forward passes of ``--lpips-batch`` images,
+channels-last, on ``--device`` (``cuda`` runs the network on the GPU, in full float32 unless
+``--lpips-tf32``).
 
 LPIPS needs torchvision's VGG16 ImageNet weights, which sairbench never downloads. Without them the
 scorer is built with ``allow_random_backbone=True``: a randomly initialised VGG16 trunk of the same
@@ -14,7 +17,7 @@ is slow on a CPU, so it is timed on the first ``--lpips-n`` pairs (default 32) a
 pairs is projected from that rate, marked as projected; ``--lpips-n 0`` times it on all N.
 
 Usage:
-    python bench/bench_metrics.py [--n 1000] [--size 256] [--lpips-n 32] [--out docs/bench_metrics.json]
+    python bench/bench_metrics.py [--n 1000] [--size 256] [--lpips-n 32] [--device cpu] [--out docs/bench_metrics.json]
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ def parse_args(argv=None):
     ap.add_argument("--ssim-convention", default="skimage", choices=["skimage", "lama"])
     ap.add_argument("--pool", type=int, default=50, help="distinct ground-truth images (default: 50)")
     ap.add_argument("--device", default="cpu", help="device of the LPIPS network (default: cpu)")
+    ap.add_argument("--lpips-contiguous", action="store_true", help="run LPIPS in NCHW instead of channels-last")
+    ap.add_argument("--lpips-tf32", action="store_true", help="on CUDA, let LPIPS's convolutions use TF32")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="docs/bench_metrics.json", help="JSON output (default: docs/bench_metrics.json; '' = none)")
@@ -85,6 +90,8 @@ def main(argv=None) -> int:
            "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
            "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if args.device.startswith("cuda"):
+        env["cuda_device"] = torch.cuda.get_device_name(torch.device(args.device))
 
     load = env["loadavg_start"][0] if env["loadavg_start"] else 0.0
     if env["torch_threads"] > 1 and load + env["torch_threads"] > (env["cpu_count"] or 1) + 0.5:
@@ -94,7 +101,8 @@ def main(argv=None) -> int:
     pool = np.stack([ds[i % len(ds)].image for i in range(args.pool)])
     scorer = None
     if "lpips" in args.metrics:
-        scorer = LPIPSScorer(device=args.device, allow_random_backbone=True, batch_size=args.lpips_batch)
+        scorer = LPIPSScorer(device=args.device, allow_random_backbone=True, batch_size=args.lpips_batch,
+                             channels_last=not args.lpips_contiguous, allow_tf32=args.lpips_tf32)
     lpips_n = args.n if args.lpips_n <= 0 else min(args.lpips_n, args.n)
 
     # warm-up: one untimed call per metric on one pair (imports, first-call allocation)

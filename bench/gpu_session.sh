@@ -32,24 +32,5 @@ tail -24 "$LOGS/bench_fp16.log"
 
 cp runs/gpu/report.json runs/gpu/logs/*.log "$LOGS/" 2>/dev/null
 tar czf "$OUT/logs.tgz" -C runs gpu-logs
-# checkpoints and SAIR snapshots in tars of at most ~15 MB each (the transfer's per-file limit is 16 MiB)
-python3 - "$OUT" <<'EOF'
-import sys, tarfile
-from pathlib import Path
-out = Path(sys.argv[1])
-files = sorted(Path("runs/gpu/ckpt").glob("*.safetensors"))
-snaps = sorted(Path("runs/gpu/snapshots").glob("*.safetensors"))
-files += snaps[len(snaps) // 2 - 1:-1]  # SAIR snapshots from 40 % to 90 % of the run
-packs, cur, size = [], [], 0
-for f in files:
-    if cur and size + f.stat().st_size > 15e6:
-        packs.append(cur); cur, size = [], 0
-    cur.append(f); size += f.stat().st_size
-packs.append(cur)
-for i, pack in enumerate(packs[:7]):
-    with tarfile.open(out / f"weights{i}.tar", "w") as t:
-        for f in pack:
-            t.add(f, arcname=f"{f.parent.name}/{f.name}")
-    print(f"weights{i}.tar:", [f.name for f in pack])
-EOF
+python3 bench/pack_weights.py runs/gpu "$OUT"
 ls -la "$OUT"

@@ -35,6 +35,8 @@ def train_command(name: str, steps: int, out: Path, args, keep_every: int | None
 
     cmd = [sys.executable, "-m", "sairbench", "train", name, "--steps", str(steps), "--threads", "1", "--workers", str(args.workers),
            "--device", args.device, "--out", str(out), "--save-every", str(args.save_every)]
+    if args.no_fast:
+        cmd.append("--no-fast")
     if DEPENDS.get(name) == "sir":
         from sairbench.checkpoint import shipped_path
 
@@ -73,10 +75,13 @@ def wait(procs: dict[str, subprocess.Popen], deadline: float) -> dict[str, int |
 
 
 def step_rate(run_dir: Path) -> float:
-    """Steps per second of the finished run in ``run_dir`` (its summed step times)."""
+    """Steps per second of the run in ``run_dir``, after its first logged step (warm-up excluded)."""
     from sairbench.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(run_dir / "last.pt")
+    hist = ckpt.get("history") or []
+    if len(hist) >= 2:
+        return (hist[-1]["step"] - hist[0]["step"]) / max(hist[-1]["wall_time_s"] - hist[0]["wall_time_s"], 1e-9)
     return ckpt["step"] / max(ckpt["wall_time_s"], 1e-9)
 
 
@@ -86,7 +91,9 @@ def parse_args(argv=None):
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--workers", type=int, default=2, help="data-loading processes per training")
     ap.add_argument("--budget-s", type=float, default=330, help="wall seconds for the real trainings")
-    ap.add_argument("--calib-steps", type=int, default=60)
+    ap.add_argument("--calib-steps", type=int, default=150, help="calibration steps (rate measured after step 50)")
+    ap.add_argument("--no-fast", action="store_true", help="train on the plain decoder path (faster on GPUs)")
+    ap.add_argument("--deadline-factor", type=float, default=1.35, help="runs still going at factor x budget are stopped")
     ap.add_argument("--margin", type=float, default=0.8, help="share of the calibrated steps to ask for")
     ap.add_argument("--steps", type=int, default=0, help="skip calibration and train this many steps")
     ap.add_argument("--snapshots", type=int, default=10, help="SAIR snapshots over the run (equal-wall comparison)")
@@ -116,10 +123,11 @@ def main(argv=None) -> int:
         print(f"calibration (steps/s, all {len(rates)} concurrent): "
               + ", ".join(f"{n} {r:.1f}" for n, r in rates.items()) + f" -> {steps} steps each", flush=True)
     keep = max(1, steps // args.snapshots)
-    cmds = {n: train_command(n, steps, out / n, args, keep_every=keep if n == "sair" else None) for n in args.models}
+    cmds = {n: train_command(n, steps, out / n, args, keep_every=keep if n in ("sair", "liif") else None)
+            for n in args.models}
     report["commands"] = {n: " ".join(c) for n, c in cmds.items()}
     t0 = time.time()
-    codes = wait(launch(cmds, out / "logs"), t0 + args.budget_s * 1.35)
+    codes = wait(launch(cmds, out / "logs"), t0 + args.budget_s * args.deadline_factor)
     report["train"] = {"steps": steps, "wall_s": time.time() - t0, "codes": codes,
                        "rates_steps_per_s": {n: step_rate(out / n) for n in args.models if (out / n / "last.pt").is_file()}}
     print(f"trained {steps} steps in {report['train']['wall_s']:.0f} s; exit codes {codes}", flush=True)

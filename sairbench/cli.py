@@ -164,6 +164,7 @@ def train(
     device: str = typer.Option("cpu"),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
     workers: int = typer.Option(0, help="data-loading processes preparing batches ahead (same batches, same weights)"),
+    fast: bool = typer.Option(True, help="fast decoder path (equal outputs; on GPUs the plain path can train faster)"),
     semantic_checkpoint: Optional[str] = typer.Option(None, help="`sir`: trained semantic encoder (default: shipped)"),
     sir_checkpoint: Optional[str] = typer.Option(None, help="semantic presets: trained SIR stage (default: shipped)"),
     joint: bool = typer.Option(False, help="semantic presets: train SIR jointly through the colour loss"),
@@ -181,7 +182,7 @@ def train(
     cfg = TrainConfig(model=model, size=size, dataset=dataset, data_root=data_root, image_size=image_size,
                       schedule=Schedule.preset(schedule, steps, batch), epochs=epochs, queries=queries, seed=seed,
                       save_every=save_every, keep_every=keep_every, out=str(out or Path("runs") / model), device=device, threads=threads,
-                      workers=workers, semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
+                      workers=workers, fast=fast, semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
                       semantic_encoder=semantic_encoder)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
