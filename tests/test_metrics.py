@@ -18,9 +18,12 @@ from sairbench.metrics import (
     METRICS,
     LPIPSScorer,
     l1,
+    l1_batch,
     psnr,
+    psnr_batch,
     score_batch,
     ssim,
+    ssim_batch,
     summary_values,
     to_uint8,
 )
@@ -156,6 +159,86 @@ def test_metric_inputs_are_checked():
 
 
 # ---------------------------------------------------------------------------------------------
+# batched PSNR, SSIM, L1 against the per-image definitions
+# ---------------------------------------------------------------------------------------------
+
+
+def _noisy_batch(n, h, w, seed):
+    """n random pairs (N, H, W, 3) uint8; pair 0 identical, pair 1 black vs white (if n > 1)."""
+    rng = np.random.default_rng(seed)
+    gts = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    preds = np.clip(gts.astype(int) + rng.integers(-60, 61, gts.shape), 0, 255).astype(np.uint8)
+    preds[0] = gts[0]
+    if n > 1:
+        gts[1], preds[1] = 0, 255
+    return preds, gts
+
+
+BATCH_SIZES = [(1, 1), (2, 3), (5, 6), (7, 7), (9, 13), (31, 17), (64, 48)]
+
+
+@pytest.mark.parametrize("h,w", BATCH_SIZES)
+def test_psnr_and_l1_batch_equal_per_image(h, w):
+    preds, gts = _noisy_batch(4, h, w, seed=h * 100 + w)
+    ref_psnr = [psnr(preds[i], gts[i]) for i in range(4)]
+    ref_l1 = [l1(preds[i], gts[i]) for i in range(4)]
+    np.testing.assert_array_equal(psnr_batch(preds, gts), ref_psnr)
+    np.testing.assert_array_equal(l1_batch(preds, gts), ref_l1)
+    assert psnr_batch(preds, gts)[0] == float("inf") and l1_batch(preds, gts)[0] == 0.0
+
+
+def _skimage_ssim(pred, gt, convention):
+    from skimage.metrics import structural_similarity
+
+    extra = {} if convention == "skimage" else {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+    return structural_similarity(gt, pred, data_range=255, channel_axis=-1, **extra)
+
+
+@pytest.mark.parametrize("convention", ["skimage", "lama"])
+@pytest.mark.parametrize("h,w", [(7, 7), (9, 13), (11, 11), (12, 31), (31, 17), (64, 48)])
+def test_ssim_batch_matches_skimage(convention, h, w):
+    if convention == "lama" and min(h, w) < 11:
+        pytest.skip("the 11x11 window needs 11 px")
+    preds, gts = _noisy_batch(5, h, w, seed=h * 100 + w)
+    preds[2] = gts[2] // 2
+    ours = ssim_batch(preds, gts, convention)
+    ref = [_skimage_ssim(preds[i], gts[i], convention) for i in range(5)]
+    assert ours.shape == (5,) and ours.dtype == np.float64
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9)
+    assert ours[0] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("convention,side", [("skimage", 6), ("lama", 10)])
+def test_ssim_batch_too_small_raises_like_skimage(convention, side):
+    preds, gts = _noisy_batch(2, side, side + 20, seed=0)
+    with pytest.raises(ValueError):
+        _skimage_ssim(preds[0], gts[0], convention)
+    with pytest.raises(ValueError, match="window"):
+        ssim_batch(preds, gts, convention)
+
+
+def test_batched_metrics_chunk_boundaries(monkeypatch):
+    preds, gts = _noisy_batch(7, 16, 12, seed=5)
+    whole = score_batch(preds, gts, metrics=("psnr", "ssim", "l1"))
+    monkeypatch.setattr(metrics, "DIFF_CHUNK_PIXELS", 3 * 16 * 12)
+    monkeypatch.setattr(metrics, "SSIM_CHUNK_PIXELS", 2 * 16 * 12)
+    chunked = score_batch(preds, gts, metrics=("psnr", "ssim", "l1"))
+    for m in whole:
+        np.testing.assert_array_equal(chunked[m], whole[m])
+    np.testing.assert_allclose(whole["ssim"], [_skimage_ssim(preds[i], gts[i], "skimage") for i in range(7)], atol=1e-9)
+
+
+def test_batched_metrics_check_inputs():
+    preds, gts = _noisy_batch(2, 8, 8, seed=0)
+    with pytest.raises(ValueError, match="uint8"):
+        psnr_batch(preds.astype(np.float64), gts)
+    with pytest.raises(ValueError, match="shape"):
+        ssim_batch(preds, gts[:, :7])
+    single = score_batch(preds[1], gts[1], metrics=("psnr", "l1"))
+    assert single["psnr"].shape == (1,) and single["l1"][0] == l1(preds[1], gts[1])
+
+
+# ---------------------------------------------------------------------------------------------
 # LPIPS
 # ---------------------------------------------------------------------------------------------
 
@@ -286,10 +369,41 @@ def test_score_batch_matches_single_image_functions():
     out = score_batch(preds, gts, lpips_scorer=Fake(), ssim_convention="lama")
     for i in range(3):
         assert out["psnr"][i] == psnr(preds[i], gts[i])
-        assert out["ssim"][i] == ssim(preds[i], gts[i], "lama")
+        assert out["ssim"][i] == pytest.approx(ssim(preds[i], gts[i], "lama"), abs=1e-12)
         assert out["l1"][i] == l1(preds[i], gts[i])
     np.testing.assert_array_equal(out["lpips"], [0, 1, 2])
     only = score_batch(preds, gts, metrics=("l1",))
     assert list(only) == ["l1"]
     with pytest.raises(SairbenchError, match="unknown metric"):
         score_batch(preds, gts, metrics=("fid",))
+
+
+def test_lpips_channels_last_gives_the_same_values(no_vgg_weights):
+    preds, gts = _batch(3, 32, 40, seed=6)
+    with pytest.warns(RuntimeWarning, match="RANDOM"):
+        nchw = LPIPSScorer(allow_random_backbone=True, seed=1, channels_last=False)
+    nhwc = LPIPSScorer(allow_random_backbone=True, seed=1, channels_last=True)
+    assert nhwc.model.net.slice1[0].weight.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(nhwc(preds, gts), nchw(preds, gts), rtol=1e-5, atol=1e-7)
+
+
+def test_default_lpips_scorer_per_device(no_vgg_weights, monkeypatch):
+    monkeypatch.setattr(metrics, "_DEFAULT_SCORERS", {})
+    with pytest.warns(RuntimeWarning, match="LPIPS is NaN"):
+        cpu = metrics.default_lpips_scorer()
+    assert cpu.device == "cpu" and metrics.default_lpips_scorer("cpu") is cpu
+    seen = []
+    monkeypatch.setattr(metrics, "LPIPSScorer", lambda device="cpu": seen.append(device) or cpu)
+    preds, gts = _batch(1, 16, 16)
+    score_batch(preds, gts, metrics=("lpips",), device="cuda:0")
+    assert seen == ["cuda:0"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_lpips_on_cuda_matches_cpu(no_vgg_weights):
+    preds, gts = _batch(4, 64, 64, seed=7)
+    with pytest.warns(RuntimeWarning, match="RANDOM"):
+        cpu = LPIPSScorer(allow_random_backbone=True, seed=2)
+    gpu = LPIPSScorer(allow_random_backbone=True, seed=2, device="cuda")
+    assert next(gpu.model.parameters()).is_cuda
+    np.testing.assert_allclose(gpu(preds, gts), cpu(preds, gts), rtol=1e-5)
