@@ -154,6 +154,10 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="epochs for the paper schedule (default 200)"),
     batch: int = typer.Option(16, help="global batch size"),
     queries: int = typer.Option(1024, help="query pixels per image"),
+    hole_fraction: float = typer.Option(0.5, help="share of the query pixels drawn inside the hole (rest uniform)"),
+    lr: Optional[float] = typer.Option(None, help="initial learning rate (default: the schedule's)"),
+    lr_final: Optional[float] = typer.Option(None, help="tiny schedule: final learning rate (default 1e-4)"),
+    init: Optional[str] = typer.Option(None, help="start from this checkpoint's weights (same model), fresh optimizer"),
     image_size: int = typer.Option(64, help="training image size"),
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL)"),
@@ -179,8 +183,13 @@ def train(
     from sairbench.train import Schedule, TrainConfig
     from sairbench.train import train as run_training
 
+    if not 0.0 <= hole_fraction <= 1.0:
+        raise SairbenchError(f"--hole-fraction {hole_fraction}: give a share between 0 and 1.")
+    sched = Schedule.preset(schedule, steps, batch)
+    sched.lr = lr if lr is not None else sched.lr
+    sched.lr_final = lr_final if lr_final is not None else (sched.lr if schedule == "paper" else sched.lr_final)
     cfg = TrainConfig(model=model, size=size, dataset=dataset, data_root=data_root, image_size=image_size,
-                      schedule=Schedule.preset(schedule, steps, batch), epochs=epochs, queries=queries, seed=seed,
+                      schedule=sched, epochs=epochs, queries=queries, hole_fraction=hole_fraction, init=init, seed=seed,
                       save_every=save_every, keep_every=keep_every, out=str(out or Path("runs") / model), device=device, threads=threads,
                       workers=workers, fast=fast, semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
                       semantic_encoder=semantic_encoder)

@@ -76,6 +76,7 @@ class TrainConfig:
     sir_checkpoint: str | None = None  # semantic presets: the trained semantic branch (stage 1)
     joint: bool = False  # semantic presets: also train SIR through the colour loss
     semantic_encoder: str = "indomain"  # `sir`: indomain (from semantic_checkpoint), clip or sam
+    init: str | None = None  # start from this checkpoint's weights (same model), fresh optimizer and schedule
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,6 +263,19 @@ def _load_encoder_weights(encoder, path: str | None) -> None:
     encoder.load_state_dict(load_checkpoint(path)["model"]["sd"])
 
 
+def load_init_weights(model, cfg: TrainConfig) -> None:
+    """Warm start: ``cfg.init``'s weights into ``model``; the checkpoint must hold the same model."""
+    init = load_checkpoint(cfg.init)
+    if init["model"]["name"] != cfg.model or init["model"].get("size") != cfg.size:
+        raise SairbenchError(f"{cfg.init}: holds '{init['model']['name']}' ({init['model'].get('size')}), not "
+                             f"'{cfg.model}' ({cfg.size}); pass --init a checkpoint of the model being trained.")
+    missing, unexpected = model.load_state_dict(init["model"]["sd"], strict=False)
+    missing = [k for k in missing if not k.startswith("semantic.encoder.")]  # external encoders are not stored
+    if missing or unexpected:
+        raise SairbenchError(f"{cfg.init}: its weights do not fit '{cfg.model}' ({cfg.size}) (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}); pass a checkpoint of the same preset and size.")
+
+
 def _dist_info() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -313,6 +327,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     elif not resume and ckpt_path.is_file():
         raise SairbenchError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out "
                              "(nothing was overwritten).")
+    elif cfg.init:
+        load_init_weights(model, cfg)
 
     ddp_model = model
     if world > 1 and cfg.model in ("semantic", "sir"):

@@ -78,6 +78,22 @@ def test_prefetching_workers_give_the_same_weights(tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_init_starts_from_a_checkpoints_weights(tmp_path):
+    first = train(cfg_for(tmp_path / "first", steps=3), progress=False, model=small_model())
+    cfg = cfg_for(tmp_path / "warm", steps=2)
+    cfg.init, cfg.schedule.lr, cfg.schedule.lr_final = str(first), 1e-12, 1e-12  # a step that cannot move the weights
+    torch.manual_seed(1)
+    warm = train(cfg, progress=False, model=ImplicitInpainter(**SMALL_SPEC))  # other random weights before --init
+    a, b = load_checkpoint(first)["model"]["sd"], load_checkpoint(warm)["model"]["sd"]
+    assert load_checkpoint(warm)["train"]["init"] == str(first)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-9), k
+    cfg = cfg_for(tmp_path / "wrong", steps=2)
+    cfg.init, cfg.model = str(first), "lte"
+    with pytest.raises(SairbenchError, match="--init"):
+        train(cfg, progress=False, model=small_model())
+
+
 def test_checkpoint_is_self_describing(tmp_path):
     path = train(cfg_for(tmp_path / "r", steps=2), progress=False, model=small_model())
     ckpt = load_checkpoint(path)
