@@ -31,13 +31,13 @@ MODELS = ["liif", "lte", "edsr-wo", "sair", "semlte", "edsr-w", "nfs", "ous"]
 
 
 def train_command(name: str, steps: int, out: Path, args, keep_every: int | None = None) -> list[str]:
-    from sairbench.shipped import DEPENDS
+    from sairbench.shipped import depends
 
     cmd = [sys.executable, "-m", "sairbench", "train", name, "--steps", str(steps), "--threads", "1", "--workers", str(args.workers),
            "--device", args.device, "--out", str(out), "--save-every", str(args.save_every)]
     if args.no_fast:
         cmd.append("--no-fast")
-    if DEPENDS.get(name) == "sir":
+    if "sir" in depends(name):
         from sairbench.checkpoint import shipped_path
 
         cmd += ["--sir-checkpoint", str(shipped_path("sir").relative_to(ROOT))]

@@ -268,7 +268,7 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / "run.json", json.dumps({"fingerprint": fingerprint, **settings}, indent=2, default=str))
 
-    lpips_scorer = default_lpips_scorer() if "lpips" in metrics else None
+    lpips_scorer = default_lpips_scorer(device) if "lpips" in metrics else None
     dev = torch.device(device)
     shard_i, shard_n = shard
     chunks = [(m, c) for m in names for c in range(0, len(pairs), CHUNK)]
@@ -457,6 +457,6 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
             model_infos[m] = _model_info(create_model(m, **kw))
         except Exception as exc:  # the shards ran elsewhere: keep merging, say so
             model_infos[m] = {"class": None, "note": f"not loadable where merged ({type(exc).__name__})"}
-    lpips_scorer = default_lpips_scorer() if "lpips" in first.metrics else None
+    lpips_scorer = default_lpips_scorer(device) if "lpips" in first.metrics else None
     return finalize_run(target, first.proto, first.names, first.metrics, first.ssim_conv, lpips_scorer,
                         first.mask_desc, first.ds_cfg, skipped, model_infos, device)

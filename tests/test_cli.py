@@ -185,13 +185,14 @@ def test_train_missing_follows_the_semantic_chain(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "RECIPES", {
         "semantic": ["train", "semantic", *tiny],
         "sir": ["train", "sir", *tiny, "--semantic-checkpoint", "{semantic}"],
-        "sair": ["train", "sair", *tiny, "--sir-checkpoint", "{sir}"],
+        "sair-base": ["train", "sair", *tiny, "--sir-checkpoint", "{sir}"],
+        "sair": ["train", "sair", *tiny, "--hole-fraction", "1.0", "--init", "{sair-base}", "--sir-checkpoint", "{sir}"],
     })
-    monkeypatch.setattr(shipped, "DEPENDS", {"sir": "semantic", "sair": "sir"})
     monkeypatch.setattr(shipped, "shipped_path", lambda name, *a, **k: tmp_path / "none" / f"{name}.safetensors")
     got = shipped.train_missing_models(["sair"], runs_root=str(tmp_path / "runs"))
-    assert set(got) == {"semantic", "sir", "sair"}
+    assert set(got) == {"semantic", "sir", "sair-base", "sair"}
     sair = load_checkpoint(got["sair"])
     sir = load_checkpoint(got["sir"])
     assert sair["train"]["sir_checkpoint"] == got["sir"] and sir["train"]["semantic_checkpoint"] == got["semantic"]
+    assert sair["train"]["init"] == got["sair-base"] and sair["train"]["hole_fraction"] == 1.0
     assert shipped.train_missing_models(["sair"], runs_root=str(tmp_path / "runs")) == got  # nothing retrained
