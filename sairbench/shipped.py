@@ -31,13 +31,17 @@ RECIPES: dict[str, list[str]] = {
     "edsr-w": ["train", "edsr-w", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
     "liif-gpu1500": ["train", "liif", "--steps", "1500", "--threads", "1"],
     "sair-gpu1500": ["train", "sair", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    # ... LIIF and SAIR then 4000 steps side by side on the GPU, then fine-tuned on the CPU in the hole
+    # ... LIIF and SAIR then 4000 steps side by side on the GPU, then two CPU fine-tuning stages in the hole
     "liif-gpu4000": ["train", "liif", "--steps", "4000", "--threads", "1"],
     "sair-gpu4000": ["train", "sair", "--steps", "4000", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "liif": ["train", "liif", "--steps", "2000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
-             "--lr-final", "1e-5", "--init", "{liif-gpu4000}"],
-    "sair": ["train", "sair", "--steps", "2000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
-             "--lr-final", "1e-5", "--init", "{sair-gpu4000}", "--sir-checkpoint", "{sir}"],
+    "liif-ft2000": ["train", "liif", "--steps", "2000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
+                    "--lr-final", "1e-5", "--init", "{liif-gpu4000}"],
+    "sair-ft2000": ["train", "sair", "--steps", "2000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
+                    "--lr-final", "1e-5", "--init", "{sair-gpu4000}", "--sir-checkpoint", "{sir}"],
+    "liif": ["train", "liif", "--steps", "6000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "2e-4",
+             "--lr-final", "1e-5", "--init", "{liif-ft2000}"],
+    "sair": ["train", "sair", "--steps", "6000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "2e-4",
+             "--lr-final", "1e-5", "--init", "{sair-ft2000}", "--sir-checkpoint", "{sir}"],
 }
 
 
