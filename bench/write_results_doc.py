@@ -25,6 +25,18 @@ def table(run: str, buckets, metrics=("psnr", "ssim", "l1")) -> str:
     return "\n".join(out)
 
 
+def elapsed(run: str) -> str:
+    import json
+
+    meta = json.loads(Path(f"results/{run}/meta.json").read_text())
+    secs = meta.get("elapsed_s") or meta.get("wall_time_s")
+    return f"{int(secs // 60)} min {int(secs % 60)} s" if secs else "see meta.json"
+
+
+def n_models(run: str) -> int:
+    return pd.read_csv(f"results/{run}/summary.csv")["model"].nunique()
+
+
 def miou_table(run: str) -> str:
     s = pd.read_csv(f"results/{run}/summary.csv")
     out = ["| variant | bucket | mIoU (all pixels) | mIoU (hole pixels) |", "|---|---|---|---|"]
@@ -41,28 +53,32 @@ def main() -> None:
 All on `synthetic-faces` test (100 images x one mask per bucket, 64x64, seed 0), CPU, LPIPS NaN
 (no VGG16 weights here). Semantic models use the in-domain encoder (`semantic-tiny-synthetic-faces`)
 and SIR (`sir-tiny-synthetic-faces`), not CLIP. Mean ± 95 % t-interval half width.
-Training lengths differ: LIIF and SAIR 3000 steps; LTE, EDSR-wo and every ablation variant 1000
-steps (see docs/checkpoints.md). Reproduce:
+Training (docs/checkpoints.md): LIIF and SAIR 4000 steps side by side on a GPU, then 2000 + 6000
+CPU steps fine-tuned with every query in the hole; LTE, EDSR-wo and every ablation variant 1500
+steps, trained side by side on one GPU together with `liif@gpu1500` and `sair@gpu1500` (the
+equal-steps set of the ablation table). Reproduce:
 
     sairbench run                                   # Table 1 shape
-    sairbench run --protocol ablations --model sair --model sair@step1000 --model nfs --model ous \\
-        --model edsr-wo --model edsr-w --model lte --model semlte --model liif \\
-        --checkpoint sair@step1000=runs/shipped/sair/step_001000.pt
+    sairbench run --protocol ablations --model sair@gpu1500 --model nfs --model ous --model edsr-wo \\
+        --model edsr-w --model lte --model semlte --model liif@gpu1500 --model sair --model liif \\
+        --checkpoint sair@gpu1500=sairbench/checkpoints/sair-gpu1500-tiny-synthetic-faces.safetensors \\
+        --checkpoint liif@gpu1500=sairbench/checkpoints/liif-gpu1500-tiny-synthetic-faces.safetensors
     sairbench run --protocol sir-miou
+    python bench/compare_sair_liif.py
     sairbench report results/liu2018-masks_synthetic-faces results/ablations_synthetic-faces \\
         results/sir-miou_synthetic-faces --published table1_celebahq --published table4_encoders \\
         --published table6_ablations --published table6_miou
     python bench/write_results_doc.py
 
-## Default run (`sairbench run`, 1 min 30 s on 2 cores, 11 models)
+## Default run (`sairbench run`, {elapsed("liu2018-masks_synthetic-faces")} on 2 cores, {n_models("liu2018-masks_synthetic-faces")} models)
 
 {table("liu2018-masks_synthetic-faces", ["20-40%", "40-60%"])}
 
 ## Ablations, all mask ratios (Tab. 4 and Tab. 6 shape)
 
-`sair@step1000` is SAIR's own snapshot after 1000 steps, the step count of the variants; its
-learning rate had not yet decayed (3000-step schedule), the variants' had, so this is equal steps,
-not an equal schedule.
+The first eight rows trained 1500 steps each, side by side in one GPU run, with one schedule: the
+equal-steps comparison. `sair` and `liif` are the shipped, longer-trained pair. `sam-encoder` is
+skipped here (it needs SAM's weights; its chain is tested with a tiny random SAM).
 
 {table("ablations_synthetic-faces", ["all"])}
 

@@ -251,6 +251,7 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
     from sairbench.metrics import default_lpips_scorer
     from sairbench.registry import create_model
 
+    t_start = time.perf_counter()
     ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
     metrics = list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"]))
     ssim_conv = proto.metrics.get("ssim", "skimage")
@@ -305,11 +306,12 @@ def run_protocol(proto: Protocol, *, dataset: str | None = None, data_root: str 
     if not expected <= done:
         return run  # a shard: merge with `sairbench merge` once every shard is done
     return finalize_run(run, proto, names, metrics, ssim_conv, lpips_scorer, mask_desc, ds_cfg, skipped,
-                        model_infos, str(dev))
+                        model_infos, str(dev), elapsed_s=time.perf_counter() - t_start)
 
 
 def finalize_run(run: Path, proto: Protocol, names, metrics, ssim_conv, lpips_scorer, mask_desc, ds_cfg,
-                 skipped, model_infos, device: str = "cpu") -> Path:
+                 skipped, model_infos, device: str = "cpu", elapsed_s: float | None = None) -> Path:
+    """Write per_image / summary / meta.json. ``elapsed_s``: this invocation's time (None for a merge)."""
     from sairbench.metrics import conventions_dict
 
     parts = sorted((run / "parts").glob("*/*.parquet"))
@@ -326,7 +328,7 @@ def finalize_run(run: Path, proto: Protocol, names, metrics, ssim_conv, lpips_sc
         "conventions": conventions_dict(ssim_conv),
         "lpips": {"available": bool(lpips_scorer and lpips_scorer.available),
                   "reason": getattr(lpips_scorer, "reason", "not requested")},
-        "versions": _versions(), "device": device,
+        "versions": _versions(), "device": device, "elapsed_s": elapsed_s,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_text(run / "meta.json", json.dumps(meta, indent=2, default=str))
