@@ -54,15 +54,18 @@ All on `synthetic-faces` test (100 images x one mask per bucket, 64x64, seed 0),
 (no VGG16 weights here). Semantic models use the in-domain encoder (`semantic-tiny-synthetic-faces`)
 and SIR (`sir-tiny-synthetic-faces`), not CLIP. Mean ± 95 % t-interval half width.
 Training (docs/checkpoints.md): LIIF and SAIR 4000 steps side by side on a GPU, then 2000 + 6000
-CPU steps fine-tuned with every query in the hole; LTE, EDSR-wo and every ablation variant 1500
+CPU steps fine-tuned with every query in the hole, and LIIF alone 8000 more (20000 in all, against
+SAIR's 12000: the default run's `liif` and `sair` rows are not an equal-steps pair; see the paired
+comparisons below); LTE, EDSR-wo and every ablation variant 1500
 steps, trained side by side on one GPU together with `liif@gpu1500` and `sair@gpu1500` (the
 equal-steps set of the ablation table). Reproduce:
 
     sairbench run                                   # Table 1 shape
     sairbench run --protocol ablations --model sair@gpu1500 --model nfs --model ous --model edsr-wo \\
-        --model edsr-w --model lte --model semlte --model liif@gpu1500 --model sair --model liif \\
+        --model edsr-w --model lte --model semlte --model liif@gpu1500 --model sair --model liif@ft6000 \\
         --checkpoint sair@gpu1500=sairbench/checkpoints/sair-gpu1500-tiny-synthetic-faces.safetensors \\
-        --checkpoint liif@gpu1500=sairbench/checkpoints/liif-gpu1500-tiny-synthetic-faces.safetensors
+        --checkpoint liif@gpu1500=sairbench/checkpoints/liif-gpu1500-tiny-synthetic-faces.safetensors \\
+        --checkpoint liif@ft6000=sairbench/checkpoints/liif-ft6000-tiny-synthetic-faces.safetensors
     sairbench run --protocol sir-miou
     python bench/compare_sair_liif.py
     sairbench report results/liu2018-masks_synthetic-faces results/ablations_synthetic-faces \\
@@ -77,7 +80,8 @@ equal-steps set of the ablation table). Reproduce:
 ## Ablations, all mask ratios (Tab. 4 and Tab. 6 shape)
 
 The first eight rows trained 1500 steps each, side by side in one GPU run, with one schedule: the
-equal-steps comparison. `sair` and `liif` are the shipped, longer-trained pair. `sam-encoder` is
+equal-steps comparison. `sair` (shipped) and `liif@ft6000` are the longer-trained pair, also at
+equal steps (4000 GPU + 2000 + 6000 CPU); the shipped `liif` has a fourth stage (default run). `sam-encoder` is
 skipped here (it needs SAM's weights; its chain is tested with a tiny random SAM).
 
 {table("ablations_synthetic-faces", ["all"])}
