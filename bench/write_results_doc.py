@@ -70,13 +70,15 @@ and SIR (`sir-tiny-synthetic-faces`), not CLIP. Mean ± 95 % t-interval half wid
 Training (docs/checkpoints.md): LIIF and SAIR 4000 steps side by side on a GPU, then 2000 + 6000
 CPU steps fine-tuned with every query in the hole, and LIIF alone 8000 more (20000 in all, against
 SAIR's 12000: the default run's `liif` and `sair` rows are not an equal-steps pair; see the paired
-comparisons below); LTE, EDSR-wo and every ablation variant 1500
-steps, trained side by side on one GPU together with `liif@gpu1500` and `sair@gpu1500` (the
-equal-steps set of the ablation table). Reproduce:
+comparisons below); every ablation variant 1500 steps, trained side by side on one GPU together with
+`liif@gpu1500`, `sair@gpu1500`, `lte@gpu1500` and `edsr-wo@gpu1500` (the equal-steps set of the
+ablation table); the shipped LTE and EDSR-wo then 1200 / 2500 CPU steps fine-tuned in the hole. Reproduce:
 
     sairbench run                                   # Table 1 shape
-    sairbench run --protocol ablations --model sair@gpu1500 --model nfs --model ous --model edsr-wo \\
-        --model edsr-w --model lte --model semlte --model liif@gpu1500 --model sair --model liif@ft6000 \\
+    sairbench run --protocol ablations --model sair@gpu1500 --model nfs --model ous --model edsr-wo@gpu1500 \\
+        --model edsr-w --model lte@gpu1500 --model semlte --model liif@gpu1500 --model sair --model liif@ft6000 \\
+        --checkpoint edsr-wo@gpu1500=sairbench/checkpoints/edsr-wo-gpu1500-tiny-synthetic-faces.safetensors \\
+        --checkpoint lte@gpu1500=sairbench/checkpoints/lte-gpu1500-tiny-synthetic-faces.safetensors \\
         --checkpoint sair@gpu1500=sairbench/checkpoints/sair-gpu1500-tiny-synthetic-faces.safetensors \\
         --checkpoint liif@gpu1500=sairbench/checkpoints/liif-gpu1500-tiny-synthetic-faces.safetensors \\
         --checkpoint liif@ft6000=sairbench/checkpoints/liif-ft6000-tiny-synthetic-faces.safetensors

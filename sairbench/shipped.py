@@ -23,8 +23,8 @@ RECIPES: dict[str, list[str]] = {
     "semantic": ["train", "semantic", "--steps", "1000", "--threads", "1"],
     "sir": ["train", "sir", "--steps", "1500", "--threads", "1", "--semantic-checkpoint", "{semantic}"],
     # trained side by side on one GPU by bench/train_shipped.py (8 models, 1500 steps each) ...
-    "lte": ["train", "lte", "--steps", "1500", "--threads", "1"],
-    "edsr-wo": ["train", "edsr-wo", "--steps", "1500", "--threads", "1"],
+    "lte-gpu1500": ["train", "lte", "--steps", "1500", "--threads", "1"],
+    "edsr-wo-gpu1500": ["train", "edsr-wo", "--steps", "1500", "--threads", "1"],
     "nfs": ["train", "nfs", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
     "ous": ["train", "ous", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
     "semlte": ["train", "semlte", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
@@ -40,6 +40,11 @@ RECIPES: dict[str, list[str]] = {
                     "--lr-final", "1e-5", "--init", "{sair-gpu4000}", "--sir-checkpoint", "{sir}"],
     "liif-ft6000": ["train", "liif", "--steps", "6000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "2e-4",
                     "--lr-final", "1e-5", "--init", "{liif-ft2000}"],
+    # LTE and EDSR-wo: one CPU fine-tuning stage in the hole after the side-by-side GPU run
+    "lte": ["train", "lte", "--steps", "1200", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
+            "--lr-final", "1e-5", "--init", "{lte-gpu1500}"],
+    "edsr-wo": ["train", "edsr-wo", "--steps", "2500", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
+                "--lr-final", "1e-5", "--init", "{edsr-wo-gpu1500}"],
     # LIIF alone gets a fourth stage (issue 3: beat the best classical baseline); SAIR stops at the third
     "liif": ["train", "liif", "--steps", "8000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "2e-4",
              "--lr-final", "1e-5", "--init", "{liif-ft6000}"],
