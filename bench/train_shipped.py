@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import subprocess
 import sys
 import time
@@ -114,7 +112,6 @@ def main(argv=None) -> int:
         failed = [n for n, c in codes.items() if c != 0]
         if failed and args.workers:
             print(f"calibration failed for {failed} with --workers {args.workers}; retrying with 0", flush=True)
-            args.workers = 0
             return main([*(argv or sys.argv[1:]), "--workers", "0", "--out", str(out / "retry")])
         rates = {n: step_rate(out / "calib" / n) for n in args.models if codes[n] == 0}
         slowest = min(rates.values())

@@ -26,24 +26,18 @@ def table(run: str, buckets, metrics=("psnr", "ssim", "l1")) -> str:
 
 
 def paired(run: str, a: str, b: str, metrics=("psnr", "ssim")) -> str:
-    """Paired a - b per bucket: mean difference, bootstrap 95 % interval, Wilcoxon p."""
-    from sairbench.report import paired_table
+    """Paired a - b per bucket (mean difference, bootstrap 95 % CI, Wilcoxon p), one table per metric."""
+    from sairbench.report import paired_table, render_paired_markdown
 
     per_image = pd.read_parquet(f"results/{run}/per_image.parquet")
-    out = ["| metric | bucket | mean diff | 95 % CI | p (Wilcoxon) |", "|---|---|---|---|---|"]
-    for m in metrics:
-        for r in paired_table(per_image, m, pairs=[(a, b)]).itertuples():
-            d = 2 if m == "psnr" else 4
-            out.append(f"| {m.upper()} | {r.bucket} | {r.mean_diff:+.{d}f} | [{r.ci_low:+.{d}f}, {r.ci_high:+.{d}f}] | "
-                       f"{r.p_wilcoxon:.2g} |")
-    return "\n".join(out)
+    return "\n".join(render_paired_markdown(paired_table(per_image, m, pairs=[(a, b)]), f"{m.upper()}, {a} - {b}")
+                     for m in metrics)
 
 
 def elapsed(run: str) -> str:
     import json
 
-    meta = json.loads(Path(f"results/{run}/meta.json").read_text())
-    secs = meta.get("elapsed_s") or meta.get("wall_time_s")
+    secs = json.loads(Path(f"results/{run}/meta.json").read_text()).get("elapsed_s")
     return f"{int(secs // 60)} min {int(secs % 60)} s" if secs else "see meta.json"
 
 

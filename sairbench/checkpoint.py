@@ -83,15 +83,20 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def load_stored_weights(model, sd: dict) -> tuple[list[str], list[str]]:
+    """Load ``sd`` into ``model`` non-strictly; returns (missing, unexpected) keys, leaving out the
+    frozen pretrained semantic encoder (CLIP, SAM), which checkpoints never store."""
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    return [k for k in missing if not k.startswith("semantic.encoder.")], list(unexpected)
+
+
 def build_model(ckpt: dict[str, Any]):
     """Rebuild the model a checkpoint describes and load its weights."""
     from sairbench.models.implicit import ImplicitInpainter
 
     spec = ckpt["model"]["args"]
     model = ImplicitInpainter(**spec)
-    missing, unexpected = model.load_state_dict(ckpt["model"]["sd"], strict=False)
-    # frozen pretrained semantic encoders (CLIP, SAM) are not stored; everything else must match
-    missing = [k for k in missing if not k.startswith("semantic.encoder.")]
+    missing, unexpected = load_stored_weights(model, ckpt["model"]["sd"])
     if missing or unexpected:
         raise SairbenchError(f"checkpoint of '{ckpt['model'].get('name')}' does not match its model "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]}); retrain it.")

@@ -185,9 +185,7 @@ def train(
 
     if not 0.0 <= hole_fraction <= 1.0:
         raise SairbenchError(f"--hole-fraction {hole_fraction}: give a share between 0 and 1.")
-    sched = Schedule.preset(schedule, steps, batch)
-    sched.lr = lr if lr is not None else sched.lr
-    sched.lr_final = lr_final if lr_final is not None else (sched.lr if schedule == "paper" else sched.lr_final)
+    sched = Schedule.preset(schedule, steps, batch, lr=lr, lr_final=lr_final)
     cfg = TrainConfig(model=model, size=size, dataset=dataset, data_root=data_root, image_size=image_size,
                       schedule=sched, epochs=epochs, queries=queries, hole_fraction=hole_fraction, init=init, seed=seed,
                       save_every=save_every, keep_every=keep_every, out=str(out or Path("runs") / model), device=device, threads=threads,

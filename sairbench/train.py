@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sairbench.checkpoint import git_commit, load_checkpoint, save_checkpoint
+from sairbench.checkpoint import git_commit, load_checkpoint, load_stored_weights, save_checkpoint
 from sairbench.errors import SairbenchError
 from sairbench.models.coords import cell_centre, make_cell
 
@@ -37,11 +37,15 @@ class Schedule:
     batch: int = 16
 
     @classmethod
-    def preset(cls, name: str, steps: int | None = None, batch: int | None = None) -> "Schedule":
+    def preset(cls, name: str, steps: int | None = None, batch: int | None = None,
+               lr: float | None = None, lr_final: float | None = None) -> "Schedule":
+        """``lr``/``lr_final`` override the preset's rates (``paper`` has no final rate: it halves)."""
         if name == "paper":
-            s = cls("paper", lr=1e-4, lr_final=1e-4, steps=steps or 0, batch=batch or 16)
+            lr = 1e-4 if lr is None else lr
+            s = cls("paper", lr=lr, lr_final=lr, steps=steps or 0, batch=batch or 16)
         elif name == "tiny":
-            s = cls("tiny", lr=1e-3, lr_final=1e-4, steps=steps or 6000, batch=batch or 16)
+            s = cls("tiny", lr=1e-3 if lr is None else lr, lr_final=1e-4 if lr_final is None else lr_final,
+                    steps=steps or 6000, batch=batch or 16)
         else:
             raise SairbenchError(f"unknown schedule '{name}'; use 'tiny' or 'paper'.")
         return s
@@ -269,8 +273,7 @@ def load_init_weights(model, cfg: TrainConfig) -> None:
     if init["model"]["name"] != cfg.model or init["model"].get("size") != cfg.size:
         raise SairbenchError(f"{cfg.init}: holds '{init['model']['name']}' ({init['model'].get('size')}), not "
                              f"'{cfg.model}' ({cfg.size}); pass --init a checkpoint of the model being trained.")
-    missing, unexpected = model.load_state_dict(init["model"]["sd"], strict=False)
-    missing = [k for k in missing if not k.startswith("semantic.encoder.")]  # external encoders are not stored
+    missing, unexpected = load_stored_weights(model, init["model"]["sd"])
     if missing or unexpected:
         raise SairbenchError(f"{cfg.init}: its weights do not fit '{cfg.model}' ({cfg.size}) (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]}); pass a checkpoint of the same preset and size.")
