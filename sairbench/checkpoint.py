@@ -1,12 +1,21 @@
-"""Self-describing checkpoints, written atomically.
+"""Self-describing checkpoints: one schema, one safe loader, atomic writes.
 
-Training checkpoint (``.pt``, torch.save)::
+Every stored model (a preset inpainter, the in-domain semantic encoder, a semantic branch with
+SIR) has the same schema, LIIF's ``{name, args, sd}`` plus provenance::
 
-    {'model': {'name': preset, 'size': 'tiny', 'args': spec, 'sd': state_dict},
-     'optimizer': ..., 'step': int, 'rng': {...}, 'train': {config}, 'provenance': {...}}
+    {'format': 2,
+     'model': {'name': 'liif' | 'semantic' | 'sir' | ...,   # what the user calls it (registry / stage)
+               'size': 'tiny' | 'paper',
+               'args': {'name': part, 'args': {...}},      # the part spec: make(args) rebuilds it
+               'sd': state_dict},
+     'step': int, 'train': {...}, 'data': {...}, 'history': [...], 'provenance': {...},
+     'optimizer': ..., 'rng': {...}}                       # training checkpoints (.pt) only
 
-Shipped checkpoint (``.safetensors``): the weights, plus everything but weights and optimizer as
-JSON in the ``sairbench`` metadata field, so a model rebuilds with no config.
+Training checkpoints are ``.pt`` files (``torch.save``); shipped ones are ``.safetensors`` with
+everything but the weights and the optimizer as JSON in the ``sairbench`` metadata field.
+A file is data, never code: ``.pt`` files are read with ``torch.load(weights_only=True)`` and
+safetensors with ``safetensors``. Checkpoints of format 1 (model args without a part name) are
+upgraded on reading.
 """
 
 from __future__ import annotations
@@ -15,13 +24,14 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path
 
+FORMAT = 2
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 
 
@@ -39,22 +49,54 @@ def git_commit() -> str:
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save({"format": FORMAT, **payload}, tmp)
+
+
+def upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Bring a format-1 checkpoint to format 2 (in place): preset args become an
+    ``implicit-inpainter`` part spec. Weights are unchanged."""
+    args = ckpt["model"].get("args")
+    if isinstance(args, dict) and "name" in args and "decoder" in args and "args" not in args:
+        ckpt["model"]["args"] = {"name": "implicit-inpainter", "args": args}
+    ckpt["format"] = FORMAT
+    return ckpt
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint (``.pt`` or ``.safetensors``) as a format-2 dict; never runs code from the file."""
     path = Path(path)
     if not path.is_file():
         raise SairbenchError(f"{path}: no such checkpoint; train one with `sairbench train` or check the path.")
     if path.suffix == ".safetensors":
-        return load_safetensors(path)
+        ckpt = _load_safetensors(path)
+    else:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a damaged or code-carrying file
+            kind = "holds objects other than tensors and plain data" if "weights_only" in str(exc) else "is damaged"
+            raise SairbenchError(f"{path}: not a readable sairbench checkpoint (it {kind}: {type(exc).__name__}); "
+                                 "pass a file written by `sairbench train`, or retrain it.") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or "sd" not in ckpt["model"] \
+            or "args" not in ckpt["model"]:
+        raise SairbenchError(f"{path}: not a sairbench checkpoint (no 'model' entry with 'args' and 'sd'); "
+                             "pass a file written by `sairbench train`.")
+    return upgrade(ckpt)
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise SairbenchError(f"{path}: not a readable checkpoint ({type(exc).__name__}); retrain or restore it.") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "sd" not in ckpt.get("model", {}):
-        raise SairbenchError(f"{path}: not a sairbench checkpoint (no 'model' entry); pass a file written by `sairbench train`.")
-    return ckpt
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["sairbench"])
+        sd = load_file(str(path))
+    except Exception as exc:
+        raise SairbenchError(f"{path}: not a readable sairbench safetensors file ({type(exc).__name__}); re-export it.") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+        raise SairbenchError(f"{path}: its 'sairbench' metadata has no model entry; re-export it.")
+    meta["model"]["sd"] = sd
+    return meta
 
 
 def export_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> None:
@@ -62,56 +104,60 @@ def export_safetensors(ckpt: dict[str, Any], path: str | os.PathLike) -> None:
     from safetensors.torch import save_file
 
     meta = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "model")}
+    meta["format"] = FORMAT
     meta["model"] = {k: v for k, v in ckpt["model"].items() if k != "sd"}
     sd = {k: v.detach().contiguous() for k, v in ckpt["model"]["sd"].items()}
     with atomic_path(path) as tmp:
         save_file(sd, str(tmp), metadata={"sairbench": json.dumps(meta, default=str)})
 
 
-def load_safetensors(path: str | os.PathLike) -> dict[str, Any]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["sairbench"])
-        sd = load_file(str(path))
-    except Exception as exc:
-        raise SairbenchError(f"{path}: not a readable sairbench safetensors file ({type(exc).__name__}); re-export it.") from None
-    meta["model"]["sd"] = sd
-    return meta
+def external_prefixes(model: torch.nn.Module) -> list[str]:
+    """State-dict prefixes of the parts whose weights come from their own files (CLIP, SAM):
+    checkpoints never store them."""
+    return [f"{name}." if name else "" for name, m in model.named_modules()
+            if getattr(type(m), "external_weights", False) is True]
 
 
-def load_stored_weights(model, sd: dict) -> tuple[list[str], list[str]]:
-    """Load ``sd`` into ``model`` non-strictly; returns (missing, unexpected) keys, leaving out the
-    frozen pretrained semantic encoder (CLIP, SAM), which checkpoints never store."""
+def load_weights(model: torch.nn.Module, sd: dict, source: str) -> None:
+    """Load ``sd`` into ``model`` with strict keys (external encoders excepted); a mismatch is one
+    line naming ``source`` and the first keys at fault."""
+    skip = tuple(p for p in external_prefixes(model) if p)
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    return [k for k in missing if not k.startswith("semantic.encoder.")], list(unexpected)
+    missing = [k for k in missing if not (skip and k.startswith(skip))]
+    if missing or unexpected:
+        raise SairbenchError(f"{source}: its weights do not fit the model it describes (missing {missing[:3]}, "
+                             f"unexpected {list(unexpected)[:3]}); pass a checkpoint of the same model and size, or retrain it.")
 
 
-def build_model(ckpt: dict[str, Any]):
-    """Rebuild the model a checkpoint describes and load its weights."""
-    from sairbench.models.implicit import ImplicitInpainter
+def build(ckpt: dict[str, Any], source: str = "checkpoint", expect: Iterable[str] | None = None) -> torch.nn.Module:
+    """Rebuild the model a checkpoint describes (``make(model.args)``) and load its weights, strictly.
+
+    ``expect``: part names accepted (e.g. ``("semantic-branch",)``); another part is a one-line error.
+    The returned module is in eval mode and carries ``checkpoint_info`` (the checkpoint without weights).
+    """
+    from sairbench.models import make
 
     spec = ckpt["model"]["args"]
-    model = ImplicitInpainter(**spec)
-    missing, unexpected = load_stored_weights(model, ckpt["model"]["sd"])
-    if missing or unexpected:
-        raise SairbenchError(f"checkpoint of '{ckpt['model'].get('name')}' does not match its model "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]}); retrain it.")
-    model.checkpoint_info = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
+    expect = tuple(expect) if expect else None
+    if expect and spec.get("name") not in expect:
+        raise SairbenchError(f"{source}: holds '{ckpt['model'].get('name')}' (a {spec.get('name')}), not a "
+                             f"{' or '.join(expect)}; pass a checkpoint of the right stage.")
+    try:
+        model = make(spec)
+    except SairbenchError as err:  # e.g. SAM weights (never stored) not found
+        raise SairbenchError(f"{source}: {err}") from None
+    load_weights(model, ckpt["model"]["sd"], source)
+    model.checkpoint_info = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "model")}
+    model.checkpoint_info["model"] = {k: v for k, v in ckpt["model"].items() if k != "sd"}
     model.eval()
     return model
 
 
-def load_model(path: str | os.PathLike):
-    ckpt = load_checkpoint(path)
-    try:
-        return build_model(ckpt)
-    except SairbenchError as err:  # e.g. a SAM model whose (unstored) SAM weights are not found: name the file
-        raise SairbenchError(f"{path}: {err}") from None
+def load_model(path: str | os.PathLike, expect: Iterable[str] | None = None) -> torch.nn.Module:
+    """The model stored at ``path``, rebuilt with its weights (see :func:`build`)."""
+    return build(load_checkpoint(path), str(path), expect)
 
 
 def shipped_path(name: str, size: str = "tiny", dataset: str = "synthetic-faces") -> Path:
-    return SHIPPED_DIR / f"{name}-{size}-{dataset}.safetensors"
+    """File of the shipped checkpoint of ``name`` (``liif``, ``sir``, or a tagged ``liif@ft6000``)."""
+    return SHIPPED_DIR / f"{name.replace('@', '-')}-{size}-{dataset}.safetensors"

@@ -220,8 +220,8 @@ def test_ssim_batch_too_small_raises_like_skimage(convention, side):
 def test_batched_metrics_chunk_boundaries(monkeypatch):
     preds, gts = _noisy_batch(7, 16, 12, seed=5)
     whole = score_batch(preds, gts, metrics=("psnr", "ssim", "l1"))
-    monkeypatch.setattr(metrics, "DIFF_CHUNK_PIXELS", 3 * 16 * 12)
-    monkeypatch.setattr(metrics, "SSIM_CHUNK_PIXELS", 2 * 16 * 12)
+    monkeypatch.setattr("sairbench.metrics.pixel.DIFF_CHUNK_PIXELS", 3 * 16 * 12)
+    monkeypatch.setattr("sairbench.metrics.pixel.SSIM_CHUNK_PIXELS", 2 * 16 * 12)
     chunked = score_batch(preds, gts, metrics=("psnr", "ssim", "l1"))
     for m in whole:
         np.testing.assert_array_equal(chunked[m], whole[m])
@@ -248,7 +248,7 @@ def no_vgg_weights(tmp_path, monkeypatch):
     """A machine without VGG16 weights: empty hub cache, no environment variable, fresh warnings."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.delenv(metrics.VGG16_ENV, raising=False)
-    monkeypatch.setattr(metrics, "_WARNED", set())
+    monkeypatch.setattr("sairbench.metrics.lpips_scorer._WARNED", set())
     return tmp_path
 
 
@@ -388,12 +388,12 @@ def test_lpips_channels_last_gives_the_same_values(no_vgg_weights):
 
 
 def test_default_lpips_scorer_per_device(no_vgg_weights, monkeypatch):
-    monkeypatch.setattr(metrics, "_DEFAULT_SCORERS", {})
+    monkeypatch.setattr("sairbench.metrics.lpips_scorer._DEFAULT_SCORERS", {})
     with pytest.warns(RuntimeWarning, match="LPIPS is NaN"):
         cpu = metrics.default_lpips_scorer()
     assert cpu.device == "cpu" and metrics.default_lpips_scorer("cpu") is cpu
     seen = []
-    monkeypatch.setattr(metrics, "LPIPSScorer", lambda device="cpu": seen.append(device) or cpu)
+    monkeypatch.setattr("sairbench.metrics.lpips_scorer.LPIPSScorer", lambda device="cpu": seen.append(device) or cpu)
     preds, gts = _batch(1, 16, 16)
     score_batch(preds, gts, metrics=("lpips",), device="cuda:0")
     assert seen == ["cuda:0"]

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sairbench.models import register
+from sairbench.parts import register
 from sairbench.models.coords import cell_centre, make_coord
 
 ExtraFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

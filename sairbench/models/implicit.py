@@ -17,12 +17,13 @@ import torch
 import torch.nn as nn
 
 from sairbench.inpainter import Inpainter
-from sairbench.models import make
+from sairbench.parts import make, register
 from sairbench.models.coords import make_cell, make_coord
 
 DEFAULT_CHUNK = 65536  # queries per forward pass at inference: bounds memory at any output size
 
 
+@register("implicit-inpainter")
 class ImplicitInpainter(nn.Module, Inpainter):
     """Implicit inpainting model built from part specs.
 
@@ -39,7 +40,8 @@ class ImplicitInpainter(nn.Module, Inpainter):
     def __init__(self, appearance: dict | None, decoder: dict, semantic: dict | None = None, name: str = "implicit"):
         super().__init__()
         self.name = name
-        self.spec = {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name}
+        self.spec = {"name": "implicit-inpainter",
+                     "args": {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name}}
         self.encoder = make(appearance)
         self.decoder = make(decoder)
         self.semantic = make(semantic)

@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sairbench.models import make, register
+import sairbench.semantic  # noqa: F401  (registers the encoders SemanticBranch builds)
+from sairbench.parts import make, register
 from sairbench.models.decoders import LIIFDecoder
 
 

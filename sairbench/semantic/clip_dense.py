@@ -122,6 +122,17 @@ class DenseCLIPEncoder(SemanticEncoder):
     """
 
     text_aligned = True
+    external_weights = True  # loaded from open_clip / a local file, never stored in checkpoints
+
+    @staticmethod
+    def embed_dim_for(model_name: str = "ViT-B-16", **_) -> int:
+        """C of an encoder built with these args, from open_clip's model config (no weights needed)."""
+        import open_clip
+
+        cfg = open_clip.get_model_config(model_name)
+        if not cfg:
+            raise SairbenchError(f"unknown open_clip model '{model_name}'; use an open_clip ViT name such as ViT-B-16.")
+        return int(cfg["embed_dim"])
 
     def __init__(
         self,

@@ -12,12 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sairbench.models import register
-from sairbench.models.encoders import ResBlock
+from sairbench.layers import ResBlock
 from sairbench.semantic.base import SemanticEncoder, check_image
 
 
-@register("indomain-encoder")
 class InDomainEncoder(SemanticEncoder):
     """Image (B, 3, H, W) in [0, 1] -> embeddings (B, embed_dim, H/4, W/4).
 
@@ -28,6 +26,11 @@ class InDomainEncoder(SemanticEncoder):
 
     text_aligned = True
     stride = 4
+
+    @staticmethod
+    def embed_dim_for(embed_dim: int = 64, **_) -> int:
+        """C of an encoder built with these args (no weights needed)."""
+        return embed_dim
 
     def __init__(self, classes: list[str], embed_dim: int = 64, width: int = 64, n_resblocks: int = 3,
                  logit_scale: float = 10.0, name: str = "indomain"):

@@ -1,28 +1,17 @@
 """Registration of the semantic encoders as model parts (``make({'name': 'clip-dense', ...})``).
 
 CLIP and SAM weights come from their own files (open_clip tag or local file, SAM checkpoint), so
-models built on them do not store the encoder in their checkpoints (``external_weights``).
+models built on them do not store the encoder in their checkpoints (their class attribute
+``external_weights``). The in-domain encoder is trained here and stored like any part.
 """
 
 from __future__ import annotations
 
-from sairbench.models import register
-from sairbench.semantic.indomain import InDomainEncoder  # noqa: F401  (registers "indomain-encoder")
+from sairbench.parts import register
+from sairbench.semantic.clip_dense import DenseCLIPEncoder
+from sairbench.semantic.indomain import InDomainEncoder
+from sairbench.semantic.sam import SAMEncoder
 
-
-@register("clip-dense")
-def make_clip_dense(**kwargs):
-    from sairbench.semantic.clip_dense import DenseCLIPEncoder
-
-    enc = DenseCLIPEncoder(**kwargs)
-    enc.external_weights = True
-    return enc
-
-
-@register("sam-encoder")
-def make_sam_encoder(**kwargs):
-    from sairbench.semantic.sam import SAMEncoder
-
-    enc = SAMEncoder(**kwargs)
-    enc.external_weights = True
-    return enc
+register("indomain-encoder")(InDomainEncoder)
+register("clip-dense")(DenseCLIPEncoder)
+register("sam-encoder")(SAMEncoder)

@@ -227,6 +227,11 @@ class SAMEncoder(SemanticEncoder):
     text_aligned = False
     external_weights = True  # never stored in sairbench checkpoints: rebuilt from the SAM checkpoint
 
+    @staticmethod
+    def embed_dim_for(**_) -> int:
+        """C of SAM's neck, whatever the ViT (no weights needed)."""
+        return SAM_NECK_CHANNELS
+
     def __init__(
         self,
         model_type: str | None = None,

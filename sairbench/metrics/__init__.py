@@ -1,0 +1,61 @@
+"""Per-image image-quality metrics: PSNR, SSIM, L1 and LPIPS, under one stated convention.
+
+The convention follows the SAIR paper's own test code (see ``CONVENTIONS``): metrics are computed
+per image on the *composited* output (prediction inside the hole, input elsewhere) at the
+evaluation size (256x256 for the paper's datasets, the dataset size otherwise), then averaged.
+
+* PSNR and SSIM: scikit-image on uint8 RGB (H, W, 3), ``data_range=255``, ``channel_axis=-1``;
+  SSIM with the default 7x7 uniform window (``ssim_convention="skimage"``) or, as an option, the
+  LaMa-style 11x11 Gaussian window with sigma 1.5 (``ssim_convention="lama"``). A table never
+  mixes the two.
+* L1: mean absolute error over the whole image (all pixels, all channels) with values in [0, 1].
+* LPIPS: the ``lpips`` package, VGG trunk with its v0.1 linear layers, inputs scaled to [-1, 1].
+  The VGG16 trunk needs torchvision's ImageNet weights, which are *never* downloaded here; without
+  them LPIPS is NaN (with one clear warning), never a stand-in value.
+
+All images given to the metric functions are uint8 arrays (H, W, 3); use :func:`to_uint8` to turn
+model outputs (float in [0, 1]) into that form. :func:`psnr`, :func:`ssim` and :func:`l1` score one
+image with scikit-image / numpy and are the reference definitions; :func:`score_batch` scores a
+batch (N, H, W, 3) with :func:`psnr_batch`, :func:`ssim_batch` and :func:`l1_batch`, which compute
+the same values over the whole batch (PSNR and L1 exactly, SSIM to ~1e-15).
+"""
+
+from sairbench.metrics.conventions import (
+    CONVENTIONS,
+    HIGHER_IS_BETTER,
+    METRICS,
+    PSNR_CAP_DB,
+    SSIM_CONVENTIONS,
+    as_batches,
+    conventions_dict,
+    summary_values,
+    to_uint8,
+)
+from sairbench.metrics.lpips_scorer import LPIPSScorer, default_lpips_scorer
+from sairbench.metrics.pixel import l1, l1_batch, psnr, psnr_batch, ssim, ssim_batch
+from sairbench.metrics.score import score_batch
+from sairbench.metrics.vgg16_weights import VGG16_ENV, VGG16_FILENAME, find_vgg16_weights
+
+__all__ = [
+    "CONVENTIONS",
+    "HIGHER_IS_BETTER",
+    "METRICS",
+    "PSNR_CAP_DB",
+    "SSIM_CONVENTIONS",
+    "VGG16_ENV",
+    "VGG16_FILENAME",
+    "LPIPSScorer",
+    "as_batches",
+    "conventions_dict",
+    "default_lpips_scorer",
+    "find_vgg16_weights",
+    "l1",
+    "l1_batch",
+    "psnr",
+    "psnr_batch",
+    "score_batch",
+    "ssim",
+    "ssim_batch",
+    "summary_values",
+    "to_uint8",
+]

@@ -1,0 +1,185 @@
+"""PSNR, SSIM and L1 of uint8 RGB images: per image (scikit-image / numpy, the reference
+definitions) and over a batch (N, H, W, 3) at once with the same values (PSNR and L1 exactly,
+SSIM to ~1e-15)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from sairbench.metrics.conventions import _check_pair, _check_ssim_convention, _check_uint8_batches
+
+
+def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
+    """PSNR in dB of uint8 (H, W, 3) ``pred`` against ``gt`` (data_range 255).
+
+    ``float('inf')`` for identical images (summaries clip to ``PSNR_CAP_DB``).
+    """
+    pred, gt = _check_pair(pred, gt)
+    diff = pred.astype(np.float64) - gt.astype(np.float64)
+    if not np.any(diff):
+        return float("inf")
+    from skimage.metrics import peak_signal_noise_ratio
+
+    return float(peak_signal_noise_ratio(gt, pred, data_range=255))
+
+
+def ssim(pred: np.ndarray, gt: np.ndarray, convention: str = "skimage") -> float:
+    """SSIM of uint8 (H, W, 3) ``pred`` against ``gt``; ``convention`` is "skimage" or "lama"."""
+    _check_ssim_convention(convention)
+    pred, gt = _check_pair(pred, gt)
+    from skimage.metrics import structural_similarity
+
+    if convention == "skimage":
+        value = structural_similarity(gt, pred, data_range=255, channel_axis=-1)
+    else:
+        value = structural_similarity(
+            gt,
+            pred,
+            data_range=255,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    return float(value)
+
+
+def l1(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean absolute error of uint8 (H, W, 3) images, in [0, 1] units (all pixels and channels)."""
+    pred, gt = _check_pair(pred, gt)
+    return float(np.mean(np.abs(pred.astype(np.float64) - gt.astype(np.float64))) / 255.0)
+
+
+#: Pixels (H * W) per chunk of the batched metrics: small enough that the temporaries stay a few MB.
+DIFF_CHUNK_PIXELS = 2**18
+SSIM_CHUNK_PIXELS = 2**16
+
+
+def _chunks(n: int, pixels_per_image: int, budget: int) -> Iterable[slice]:
+    """Slices of ``range(n)`` holding about ``budget`` pixels each (at least one image)."""
+    step = max(1, budget // max(1, pixels_per_image))
+    return (slice(s, min(n, s + step)) for s in range(0, n, step))
+
+
+def _error_sums(preds: np.ndarray, gts: np.ndarray, power: int) -> np.ndarray:
+    """Exact per-image sums of ``|pred - gt| ** power`` (power 1 or 2) over uint8 (N, H, W, 3)
+    batches; int64 (N,)."""
+    n, h, w, _ = preds.shape
+    out = np.empty(n, dtype=np.int64)
+    for sl in _chunks(n, h * w, DIFF_CHUNK_PIXELS):
+        p, g = preds[sl], gts[sl]
+        d = np.maximum(p, g)
+        d -= np.minimum(p, g)
+        if power == 2:
+            d = d.astype(np.uint16)
+            d *= d  # 255 ** 2 fits uint16
+        out[sl] = d.reshape(len(d), -1).sum(axis=1, dtype=np.int64)
+    return out
+
+
+def psnr_batch(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """PSNR in dB per image of uint8 (N, H, W, 3) ``preds`` against ``gts``; float64 (N,).
+
+    Equal to :func:`psnr` image by image (``inf`` for identical images): the squared errors are
+    summed exactly in integers, then the same float64 expression as scikit-image is applied.
+    """
+    preds, gts = _check_uint8_batches(preds, gts, "psnr_batch")
+    sq = _error_sums(preds, gts, 2)
+    mse = sq / float(preds[0].size if len(preds) else 1)
+    out = np.full(len(preds), np.inf)
+    nz = sq > 0
+    out[nz] = 10 * np.log10((255**2) / mse[nz])
+    return out
+
+
+def l1_batch(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """Mean absolute error per image of uint8 (N, H, W, 3) batches, in [0, 1] units; float64 (N,).
+    Equal to :func:`l1` image by image."""
+    preds, gts = _check_uint8_batches(preds, gts, "l1_batch")
+    return _error_sums(preds, gts, 1) / float(preds[0].size if len(preds) else 1) / 255.0
+
+
+def _ssim_window(convention: str) -> tuple[tuple, float, float]:
+    """1-D window taps, moment scale and covariance factor of an SSIM convention.
+
+    "skimage": 7 taps of 1 (window *sums*, exact in int32; scale 49), sample covariance 49/48.
+    "lama": scipy's Gaussian taps (sigma 1.5, truncate 3.5: 11 taps summing to 1; scale 1),
+    population covariance.
+    """
+    if convention == "skimage":
+        return (1,) * 7, 49.0, 49.0 / 48.0
+    radius = int(3.5 * 1.5 + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / 1.5**2 * x.astype(np.float64) ** 2)
+    return tuple(float(v) for v in phi / phi.sum()), 1.0, 1.0
+
+
+def _window_filter(q, taps: tuple, dim: int):
+    """Valid 1-D correlation of tensor ``q`` with ``taps`` along ``dim``: that dimension shrinks
+    from L to L - len(taps) + 1."""
+    size = q.shape[dim] - len(taps) + 1
+    out = q.narrow(dim, 0, size) * taps[0]
+    for i, t in enumerate(taps[1:], 1):
+        out.add_(q.narrow(dim, i, size), alpha=t)
+    return out
+
+
+def _ssim_moments(preds: np.ndarray, gts: np.ndarray, taps: tuple):
+    """Window moments of uint8 (B, H, W, 3) images x = gts, y = preds.
+
+    Returns:
+        float64 tensor (5, B, H - k + 1, W - k + 1, 3): windowed x, y, x*x, y*y, x*y, with k the
+        number of taps (int32 arithmetic, hence exact, when the taps are integers).
+    """
+    import torch
+
+    dtype = torch.int32 if isinstance(taps[0], int) else torch.float64
+    q = torch.empty((5,) + gts.shape, dtype=dtype)
+    q[0].copy_(torch.from_numpy(gts))
+    q[1].copy_(torch.from_numpy(preds))
+    torch.mul(q[0], q[0], out=q[2])
+    torch.mul(q[1], q[1], out=q[3])
+    torch.mul(q[0], q[1], out=q[4])
+    return _window_filter(_window_filter(q, taps, 2), taps, 3).to(torch.float64)
+
+
+def _ssim_from_moments(m, scale: float, cov_norm: float):
+    """Mean SSIM per image from window moments ``m`` (float64 (5, B, h, w, 3), window *sums*
+    scaled by ``scale`` relative to means); float64 tensor (B,).
+
+    The skimage formula with both numerator and denominator multiplied by ``scale ** 4``.
+    """
+    mx, my, mxx, myy, mxy = m.unbind(0)
+    s2 = scale * scale
+    c1, c2 = (0.01 * 255) ** 2 * s2, (0.03 * 255) ** 2 * s2
+    pxy = mx * my
+    sq = mx * mx + my * my
+    a1 = pxy * 2 + c1
+    a2 = (mxy * scale - pxy).mul_(2 * cov_norm).add_(c2)
+    b2 = (mxx + myy).mul_(scale).sub_(sq).mul_(cov_norm).add_(c2)
+    b1 = sq.add_(c1)
+    ssim_map = a1.mul_(a2).div_(b1.mul_(b2))
+    return ssim_map.mean(dim=(1, 2, 3))
+
+
+def ssim_batch(preds: np.ndarray, gts: np.ndarray, convention: str = "skimage") -> np.ndarray:
+    """SSIM per image of uint8 (N, H, W, 3) ``preds`` against ``gts``; float64 (N,).
+
+    Equal (to ~1e-15) to :func:`ssim`, i.e. scikit-image's ``structural_similarity``: the same
+    windows over the valid region (the border scikit-image crops), evaluated with separable torch
+    filters a few images at a time. Raises ValueError, as scikit-image does, when an image side
+    is shorter than the window.
+    """
+    _check_ssim_convention(convention)
+    preds, gts = _check_uint8_batches(preds, gts, "ssim_batch")
+    taps, scale, cov_norm = _ssim_window(convention)
+    n, h, w, _ = preds.shape
+    if min(h, w) < len(taps):
+        raise ValueError(f"SSIM's {len(taps)}x{len(taps)} window exceeds the image extent ({h}x{w})")
+    out = np.empty(n, dtype=np.float64)
+    for sl in _chunks(n, h * w, SSIM_CHUNK_PIXELS):
+        m = _ssim_moments(preds[sl], gts[sl], taps)
+        out[sl] = _ssim_from_moments(m, scale, cov_norm).numpy()
+    return out

@@ -1,0 +1,126 @@
+"""A preset: one row that composes an implicit inpainter from a few parts, at a size.
+
+Every implicit model of the paper is ``ImplicitInpainter(appearance, decoder, semantic branch)``;
+a :class:`Preset` row names the appearance encoder, the decoder and the semantic filler, says what
+it needs and how its shipped checkpoints were trained (its recipes). The rows themselves live in
+``sairbench_baselines.presets`` (a plugin); this module holds what every row shares: the part
+sizes and the spec builder. Nothing outside a row special-cases a preset by its name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sairbench.errors import SairbenchError
+
+SIZES = ("tiny", "paper")
+
+APPEARANCE = {
+    "app": {"paper": {"name": "app-encoder", "args": {"widths": [64, 128, 256], "n_resblocks": 8}},
+            "tiny": {"name": "app-encoder", "args": {"widths": [32, 48, 64], "n_resblocks": 2}}},
+    "edsr": {"paper": {"name": "edsr-baseline", "args": {"n_resblocks": 16, "n_feats": 64}},
+             "tiny": {"name": "edsr-baseline", "args": {"n_resblocks": 3, "n_feats": 32}}},
+}
+APPEARANCE_DIM = {"app": {"paper": 64, "tiny": 32}, "edsr": {"paper": 64, "tiny": 32}}
+
+DECODER = {
+    "liif": {"paper": {"name": "liif-decoder", "args": {"hidden": [256, 256, 256, 256]}},
+             "tiny": {"name": "liif-decoder", "args": {"hidden": [128, 128, 128]}}},
+    "lte": {"paper": {"name": "lte-decoder", "args": {"hidden_dim": 256, "hidden": [256, 256, 256]}},
+            "tiny": {"name": "lte-decoder", "args": {"hidden_dim": 128, "hidden": [128, 128]}}},
+}
+
+SIR = {"paper": {"hidden": [256, 256, 256, 256], "context_layers": 3, "context_width": 128},
+       "tiny": {"hidden": [128, 128], "context_layers": 3, "context_width": 64}}
+
+
+def check_size(size: str, what: str) -> None:
+    if size not in SIZES:
+        raise SairbenchError(f"unknown size '{size}' for {what}; use one of {', '.join(SIZES)}.")
+
+
+def semantic_spec(encoder: dict, filler: str, size: str = "tiny") -> dict[str, Any]:
+    """Spec of the semantic branch over semantic-encoder spec ``encoder`` with ``filler`` ("sir" or "none")."""
+    return {"name": "semantic-branch", "args": {"encoder": encoder, "filler": filler,
+                                                "sir": dict(SIR[size]) if filler == "sir" else None}}
+
+
+def encoder_embed_dim(encoder: dict) -> int:
+    """Embedding size C of a semantic-encoder spec, read from its class without loading weights."""
+    from sairbench.models import part_class
+
+    return int(part_class(encoder["name"]).embed_dim_for(**encoder.get("args", {})))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One implicit model: appearance encoder + decoder (+ semantic filler) and its recipes.
+
+    Args:
+        name: registry name. appearance: key of ``APPEARANCE`` or None (no appearance feature).
+        decoder: key of ``DECODER``. filler: None (no semantics), "sir" or "none" (NFS: the
+            masked embedding upsampled). description: one line for `sairbench models`.
+        encoder: the semantic-encoder part the model must be trained on (None: any).
+        how_to_train: the commands that make a checkpoint when none is shipped.
+        recipes: tag -> `sairbench train` options of the shipped checkpoints ('' = the default
+            one, e.g. 'ft6000' for ``liif@ft6000``); ``{stage}`` values name the stage's checkpoint.
+    """
+
+    name: str
+    appearance: str | None
+    decoder: str
+    filler: str | None
+    description: str
+    encoder: str | None = None
+    how_to_train: str = ""
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def semantic(self) -> bool:
+        return self.filler is not None
+
+    @property
+    def needs(self) -> str:
+        if self.encoder is not None:
+            return f"a '{self.encoder}' semantic encoder's weights and a model trained on it"
+        if self.semantic:
+            return "checkpoint incl. semantic encoder + SIR (shipped tiny, in-domain encoder)"
+        return "checkpoint (shipped tiny for synthetic-faces)"
+
+    def training_hint(self) -> str:
+        if self.how_to_train:
+            return self.how_to_train
+        chain = "`sairbench train semantic`, `sairbench train sir`, then " if self.semantic else ""
+        return f"{chain}`sairbench train {self.name}`"
+
+    def spec(self, size: str = "tiny", encoder: dict | None = None, **overrides: Any) -> dict[str, Any]:
+        """The part spec ``{'name': 'implicit-inpainter', 'args': ...}`` of this preset at ``size``.
+
+        Semantic presets need ``encoder``, the spec of their frozen semantic encoder (taken from the
+        SIR checkpoint they are trained on).
+        """
+        check_size(size, f"preset '{self.name}'")
+        appearance = APPEARANCE[self.appearance][size] if self.appearance else None
+        dec = DECODER[self.decoder][size]
+        decoder = {"name": dec["name"], "args": dict(dec["args"])}
+        decoder["args"]["in_dim"] = APPEARANCE_DIM[self.appearance][size] if self.appearance else 0
+        decoder["args"].update(overrides.pop("decoder_args", {}))
+        semantic = None
+        if self.semantic:
+            if encoder is None:
+                raise SairbenchError(f"preset '{self.name}' needs a semantic encoder; train it with "
+                                     f"{self.training_hint()} and pass --sir-checkpoint.")
+            if self.encoder is not None and encoder["name"] != self.encoder:
+                raise SairbenchError(f"preset '{self.name}' needs a SIR trained on '{self.encoder}', not on "
+                                     f"'{encoder['name']}'; train it with {self.training_hint()}.")
+            semantic = semantic_spec(encoder, self.filler, size)
+            decoder["args"]["extra_dim"] = encoder_embed_dim(encoder)
+        args = {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": self.name, **overrides}
+        return {"name": "implicit-inpainter", "args": args}
+
+    def build(self, size: str = "tiny", encoder: dict | None = None, **overrides: Any):
+        """A randomly initialised model of this preset."""
+        from sairbench.models import make
+
+        return make(self.spec(size, encoder, **overrides))
