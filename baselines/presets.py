@@ -74,9 +74,12 @@ def preset_availability(preset: Preset):
     def check(tag: str | None = None) -> tuple[bool, str]:
         from sairbench.checkpoint import shipped_path
 
-        path = shipped_path(preset.name if tag is None else f"{preset.name}@{tag}")
+        name = preset.name if tag is None else f"{preset.name}@{tag}"
+        path = shipped_path(name)
         if path.is_file():
             return True, ""
+        if tag is not None:
+            return False, f"no shipped checkpoint {path.name}; give its file with --checkpoint {name}=PATH"
         return False, f"no shipped checkpoint {path.name}; train it: {preset.training_hint()}"
 
     return check

@@ -44,7 +44,7 @@ def main() -> None:
     import pandas as pd
 
     from sairbench.checkpoint import load_checkpoint, shipped_path
-    from sairbench.evaluate import run_protocol
+    from sairbench.run import run_protocol
     from sairbench.io import atomic_write_text
     from sairbench.protocol import load_protocol
     from sairbench.report import paired_table

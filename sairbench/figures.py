@@ -116,19 +116,19 @@ def qualitative_outputs(run: Path, n_images: int = 4, image_names: Sequence[str]
     """Re-run every model of ``run`` on a few pairs of ``bucket``.
 
     Returns (pairs, inputs, outputs, gts): ``inputs`` / ``gts`` uint8 (N, H, W, 3) (hole white in
-    the inputs), ``outputs`` {model: uint8 (N, H, W, 3)} composited as in ``run_model_on_pairs``.
+    the inputs), ``outputs`` {model: uint8 (N, H, W, 3)} composited as in ``sairbench.evaluate.ModelPredictions``.
     """
     import torch
 
-    from sairbench.evaluate import load_run_settings
+    from sairbench.evaluate import load_model_for_run
     from sairbench.inpainter import composite
     from sairbench.metrics import to_uint8
-    from sairbench.registry import create_model
+    from sairbench.run import load_run_settings
 
     rs = load_run_settings(run)
-    in_bucket = [p for p in rs.pairs if p.bucket == bucket]
+    in_bucket = [p for p in rs.data.pairs if p.bucket == bucket]
     if not in_bucket:
-        have = ", ".join(dict.fromkeys(p.bucket for p in rs.pairs))
+        have = ", ".join(dict.fromkeys(p.bucket for p in rs.data.pairs))
         raise SairbenchError(f"{run}: no pairs in bucket '{bucket}'; pass --bucket with one of {have}.")
     if image_names:
         by_name = {p.image: p for p in in_bucket}
@@ -140,16 +140,15 @@ def qualitative_outputs(run: Path, n_images: int = 4, image_names: Sequence[str]
         chosen = [by_name[n] for n in image_names]
     else:
         chosen = in_bucket[:n_images]
-    gt = np.stack([rs.dataset[p.image_index].image for p in chosen])
-    holes = np.stack([np.asarray(rs.masks[p.mask_index].mask, bool) for p in chosen])
+    gt = np.stack([rs.data.dataset[p.image_index].image for p in chosen])
+    holes = np.stack([np.asarray(rs.data.masks[p.mask_index].mask, bool) for p in chosen])
     dev = torch.device(device)
     image = torch.from_numpy(gt).permute(0, 3, 1, 2).float().div(255).to(dev)
     mask = torch.from_numpy(holes).unsqueeze(1).float().to(dev)
     masked = image * (1 - mask)
     outputs = {}
     for name in rs.names:
-        kw = {"checkpoint": rs.checkpoints[name]} if name in rs.checkpoints else {}
-        model = create_model(name, **kw)
+        model = load_model_for_run(name, rs.checkpoints)
         model.to(dev)
         torch.manual_seed(rs.proto.seed)
         with torch.inference_mode():

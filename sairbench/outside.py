@@ -25,7 +25,6 @@ for a model whose raw output, rounded to uint8, is the prediction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -33,13 +32,15 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sairbench.errors import SairbenchError
-from sairbench.io import atomic_write_text, read_image, read_mask, write_png
+from sairbench.io import read_image, read_mask, write_png
+from sairbench.protocol import MetricsSection
 
 PRED_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SEP = "__"
@@ -88,7 +89,7 @@ def export_protocol(proto, out: str | os.PathLike, *, dataset: str | None = None
     The folder is built next to ``out`` and renamed into place, so a failure leaves nothing behind;
     an existing non-empty ``out`` is refused.
     """
-    from sairbench.evaluate import open_protocol_data
+    from sairbench.pairs import open_protocol_data
     from sairbench.masks import MaskItem, write_mask_set
 
     out = Path(out).expanduser()
@@ -203,9 +204,10 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
                          batch: int = 16) -> Path:
     """Score ``pred_dir``'s predictions (see the module docstring) into ``results_root/name``
     (a numbered sibling when it exists); returns the folder."""
-    from sairbench.evaluate import CHUNK, _versions, resolve_run_dir, write_run_tables
+    from sairbench.evaluate import CHUNK, score_items, sort_rows, summarize
     from sairbench.masks import bucket_of, hole_ratio
-    from sairbench.metrics import conventions_dict, default_lpips_scorer, score_batch
+    from sairbench.metrics import conventions_dict, default_lpips_scorer
+    from sairbench.runfolder import RunFolder, lpips_status
 
     if not name or safe_name(name) != name.strip() or "/" in name:
         raise SairbenchError(f"--name {name!r} is not a usable folder name; use letters, digits, '.', '-' and '_'.")
@@ -248,13 +250,14 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
                                  f"pass the {col.split('_')[0]} folder that belongs to these pairs.")
 
     if proto is not None:
-        metrics = list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"]))
-        ssim_conv = proto.metrics.get("ssim", "skimage")
+        metrics = list(proto.metrics.names)
+        ssim_conv = proto.metrics.ssim
         proto_name, seed = proto.name, proto.seed
-        ds_cfg = export.get("dataset") if export.get("protocol") == proto.name else dict(proto.dataset)
+        ds_cfg = export.get("dataset") if export.get("protocol") == proto.name else asdict(proto.dataset)
     else:
-        metrics = list(export.get("metrics", ["psnr", "ssim", "l1", "lpips"]))
-        ssim_conv = export.get("ssim", "skimage")
+        defaults = MetricsSection()
+        metrics = list(export.get("metrics", defaults.names))
+        ssim_conv = export.get("ssim", defaults.ssim)
         proto_name, seed = export.get("protocol", "outside"), export.get("seed")
         ds_cfg = export.get("dataset") or {"name": "outside", "gt_dir": str(gt_dir)}
     conventions = conventions_dict(ssim_conv)
@@ -285,40 +288,31 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
         out = np.where(hole[..., None], pred, gt).astype(np.uint8)  # prediction in the hole, ground truth outside
         return out, gt, ratio
 
+    def predict(chunk) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        loaded = [load(r) for r in chunk]
+        rows = []
+        for r, (_, _, ratio) in zip(chunk, loaded):
+            bucket = str(r.bucket) if "bucket" in df.columns and str(r.bucket) else (bucket_of(ratio) or "other")
+            rows.append({"image": str(r.image), "mask": str(r.mask), "bucket": bucket, "ratio": ratio, "model": name})
+        return np.stack([o for o, _, _ in loaded]), np.stack([g for _, g, _ in loaded]), rows
+
     records = list(df.itertuples(index=False))
-    rows = []
-    # the batches of run_model_on_pairs (chunks of CHUNK pairs, batches of `batch` inside), so that
-    # batched metrics (LPIPS) see the same batches as in `sairbench run`
-    for c in range(0, len(records), CHUNK):
-        for s in range(c, min(c + CHUNK, len(records)), batch):
-            chunk = records[s:min(s + batch, c + CHUNK, len(records))]
-            loaded = [load(r) for r in chunk]
-            scores = score_batch(np.stack([o for o, _, _ in loaded]), np.stack([g for _, g, _ in loaded]), metrics,
-                                 lpips_scorer=lpips_scorer, ssim_convention=ssim_conv)
-            for j, (r, (_, _, ratio)) in enumerate(zip(chunk, loaded)):
-                bucket = str(r.bucket) if "bucket" in df.columns and str(r.bucket) else (bucket_of(ratio) or "other")
-                row = {"image": str(r.image), "mask": str(r.mask), "bucket": bucket, "ratio": ratio, "model": name}
-                row.update({k: float(v[j]) for k, v in scores.items()})
-                rows.append(row)
-    per_image = pd.DataFrame(rows).sort_values(["model", "bucket", "image", "mask"]).reset_index(drop=True)
+    # chunks of CHUNK pairs as in `sairbench run`, so batched metrics (LPIPS) see the same batches
+    per_image = pd.concat([score_items(records[c:c + CHUNK], predict, metrics, ssim_conv, lpips_scorer, batch)
+                           for c in range(0, len(records), CHUNK)], ignore_index=True)
+    per_image = sort_rows(per_image, [name])
 
     settings = {"pred_dir": str(pred_dir.resolve()), "gt_dir": str(gt_dir.resolve()), "mask_dir": str(mask_dir.resolve()),
                 "pairs": str(pairs_path.resolve()) if pairs_path else None, "metrics": metrics, "ssim": ssim_conv,
                 "protocol": proto_name, "name": name}
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    run = resolve_run_dir(Path(results_root), name, False, fingerprint)
-    run.mkdir(parents=True, exist_ok=True)
-    write_run_tables(run, per_image, metrics)
+    folder = RunFolder.create(results_root, name, settings)
+    folder.write_tables(per_image, summarize(per_image, metrics))
     meta = {
         "source": "outside", "protocol": proto_name, "protocol_file": getattr(proto, "source", None) or export.get("protocol_file"),
         "seed": seed, "dataset": ds_cfg, "masks": export.get("masks", {"folder": str(mask_dir)}),
         "models": [name], "skipped_models": {}, "model_info": {name: {"class": "outside", "predictions": str(pred_dir)}},
-        "semantic_encoder": {name: None}, "conventions": conventions,
-        "lpips": {"available": bool(lpips_scorer and lpips_scorer.available),
-                  "reason": getattr(lpips_scorer, "reason", "not requested")},
-        "outside": {**settings, "naming": NAMING, "export": export.get("format")}, "fingerprint": fingerprint,
-        "versions": _versions(), "device": "cpu",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "semantic_encoder": {name: None}, "conventions": conventions, "lpips": lpips_status(lpips_scorer),
+        "outside": {**settings, "naming": NAMING, "export": export.get("format")}, "fingerprint": folder.fingerprint,
     }
-    atomic_write_text(run / "meta.json", json.dumps(meta, indent=2, default=str))
-    return run
+    folder.write_meta(meta, "cpu", elapsed_s=None)
+    return folder.path

@@ -47,10 +47,14 @@ def semantic_spec(encoder: dict, filler: str, size: str = "tiny") -> dict[str, A
 
 
 def encoder_embed_dim(encoder: dict) -> int:
-    """Embedding size C of a semantic-encoder spec, read from its class without loading weights."""
-    from sairbench.models import part_class
+    """Embedding size C of a semantic-encoder spec: from its class's ``embed_dim_for`` (no weights
+    loaded), else from an encoder built from the spec."""
+    from sairbench.models import make, part_class
 
-    return int(part_class(encoder["name"]).embed_dim_for(**encoder.get("args", {})))
+    cls = part_class(encoder["name"])
+    if hasattr(cls, "embed_dim_for"):
+        return int(cls.embed_dim_for(**encoder.get("args", {})))
+    return int(make(encoder).embed_dim)
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,8 @@ is half the width of the 2.5-97.5 percentile interval. ``n`` is the number of im
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from datetime import datetime, timezone
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from sairbench.errors import SairbenchError
-from sairbench.io import atomic_path, atomic_write_text
+from sairbench.io import atomic_path
 from sairbench.protocol import Protocol
 
 IGNORE = 255
@@ -199,9 +197,8 @@ def variant_names(branch) -> tuple[str, str]:
 
 
 def load_semantic_branch(checkpoints: dict[str, str] | None = None):
-    """The trained semantic branch (encoder + SIR) and its checkpoint dict, in eval mode."""
-    from sairbench.checkpoint import load_checkpoint, shipped_path
-    from sairbench.models import make
+    """The trained semantic branch (encoder + SIR), its checkpoint info and path, in eval mode."""
+    from sairbench.checkpoint import load_model, shipped_path
 
     path = (checkpoints or {}).get("sir")
     if path is None:
@@ -211,23 +208,11 @@ def load_semantic_branch(checkpoints: dict[str, str] | None = None):
                 f"the sir-miou probe needs a trained SIR checkpoint and {Path(path).name} is not shipped; "
                 "run `sairbench train semantic` then `sairbench train sir` and pass the result, "
                 "or run with --train-missing.")
-    ckpt = load_checkpoint(path)
-    spec = ckpt["model"]["args"]
-    if not isinstance(spec, dict) or spec.get("name") != "semantic-branch":
-        raise SairbenchError(f"{path}: not a semantic-branch checkpoint (model '{ckpt['model'].get('name')}'); "
-                             "pass the checkpoint of `sairbench train sir`.")
-    branch = make(spec)
-    missing, unexpected = branch.load_state_dict(ckpt["model"]["sd"], strict=False)
-    if branch.external_weights:  # CLIP/SAM weights come from their own files
-        missing = [k for k in missing if not k.startswith("encoder.")]
-    if missing or unexpected:
-        raise SairbenchError(f"{path}: checkpoint does not match its semantic branch (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}); retrain it with `sairbench train sir`.")
+    branch = load_model(path, expect=("semantic-branch",))
     if branch.sir is None:
         raise SairbenchError(f"{path}: this semantic branch has no SIR (filler 'none'); pass the checkpoint of `sairbench train sir`.")
     branch.set_sir_trainable(False)
-    branch.eval()
-    return branch, ckpt, str(path)
+    return branch, branch.checkpoint_info, str(path)
 
 
 def _class_embeddings(branch, classes: list[str]) -> torch.Tensor:
@@ -313,8 +298,8 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
     ``meta.json`` (with the semantic encoder and the mIoU convention). Never overwrites a finished
     run; with ``resume`` a finished run of the same settings is returned as it is.
     """
-    from sairbench.data import get_dataset
-    from sairbench.evaluate import _versions, open_protocol_data, resolve_run_dir
+    from sairbench.pairs import open_protocol_data
+    from sairbench.runfolder import RunFolder
 
     branch, ckpt, ckpt_path = load_semantic_branch(checkpoints)
     ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
@@ -326,12 +311,10 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
     variants = variant_names(branch)
 
     settings = {"protocol": proto.to_dict(), "dataset": ds_cfg, "masks": mask_desc, "checkpoint": ckpt_path}
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    run = resolve_run_dir(Path(results_root), name or f"{proto.name}_{ds_cfg['name']}", resume, fingerprint)
-    if resume and (run / "summary.csv").is_file() and (run / "meta.json").is_file():
-        return run
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run / "run.json", json.dumps({"fingerprint": fingerprint, **settings}, indent=2, default=str))
+    folder = RunFolder.create(results_root, name or f"{proto.name}_{ds_cfg['name']}", settings, resume)
+    if resume and folder.is_finished():
+        return folder.path
+    t_start = time.perf_counter()
 
     dev = torch.device(device)
     branch.to(dev)
@@ -342,15 +325,10 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
     rows, counts = _probe_pairs(branch, ds, masks, pairs, class_emb, len(classes), variants, dev)
 
     per_image = pd.DataFrame(rows)
-    with atomic_path(run / "per_image.parquet") as tmp:
-        per_image.to_parquet(tmp, index=False)
     summary, per_class = _summarize(pairs, counts, variants, classes, proto.seed)
-    with atomic_path(run / "per_class.csv") as tmp:
+    folder.write_tables(per_image, summary)
+    with atomic_path(folder.path / "per_class.csv") as tmp:
         per_class.to_csv(tmp, index=False)
-    with atomic_path(run / "summary.parquet") as tmp:
-        summary.to_parquet(tmp, index=False)
-    with atomic_path(run / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
     info = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "rng")}
     meta = {
         "protocol": proto.name, "protocol_file": proto.source, "kind": "sir-miou", "seed": proto.seed,
@@ -364,8 +342,6 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
         "classes": classes,
         "conventions": {"miou": MIOU_CONVENTION, "similarity": "cosine (embeddings and class embeddings L2-normalised), argmax over classes",
                         "pixel_acc": "correct / labelled pixels (label != 255) of the image; pixel_acc_hole: of its hole"},
-        "versions": _versions(), "device": str(dev),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_text(run / "meta.json", json.dumps(meta, indent=2, default=str))
-    return run
+    folder.write_meta(meta, str(dev), elapsed_s=time.perf_counter() - t_start)
+    return folder.path

@@ -1,11 +1,18 @@
-"""Declarative evaluation protocols (TOML files in ``protocols/``)."""
+"""Declarative evaluation protocols (TOML files in ``protocols/``), read into typed sections.
+
+Every key of a protocol file and its default are written once, in the section classes below; an
+unknown key or a value of the wrong type is a one-line error naming the file, the key and the
+expected type. Sections also answer ``section["key"]`` and ``section.get("key")`` like the
+dicts they are stored as in ``run.json``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +24,52 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parents[1] / "protocols")
+KINDS = ("inpainting", "sir-miou")
+
+
+class _Section:
+    """Dict-style read access to a dataclass section."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None)
+        return default if value is None else value
+
+    def __contains__(self, key: str) -> bool:
+        return getattr(self, key, None) is not None
+
+
+@dataclass
+class DatasetSection(_Section):
+    name: str = "synthetic-faces"
+    split: str = "test"
+    size: int = 64
+    limit: int | None = 100
+    root: str | None = None
+
+
+@dataclass
+class MasksSection(_Section):
+    source: str = "auto"  # auto (the Liu et al. 2018 folder when given, else generated), liu2018, generated
+    hole_value: int = 255
+    per_bucket: int | None = 100
+    folder: str | None = None
+
+
+@dataclass
+class MetricsSection(_Section):
+    names: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1", "lpips"])
+    ssim: str = "skimage"
+
+
+@dataclass
+class ModelsSection(_Section):
+    names: list[str] = field(default_factory=lambda: ["available"])
+
+
+SECTIONS = {"dataset": DatasetSection, "masks": MasksSection, "metrics": MetricsSection, "models": ModelsSection}
 
 
 @dataclass
@@ -24,12 +77,18 @@ class Protocol:
     name: str
     description: str = ""
     seed: int = 0
-    kind: str = "inpainting"  # or "sir-miou"
-    dataset: dict[str, Any] = field(default_factory=lambda: {"name": "synthetic-faces", "split": "test", "size": 64, "limit": 100})
-    masks: dict[str, Any] = field(default_factory=lambda: {"source": "auto", "hole_value": 255, "per_bucket": 100})
-    metrics: dict[str, Any] = field(default_factory=lambda: {"names": ["psnr", "ssim", "l1", "lpips"], "ssim": "skimage"})
-    models: dict[str, Any] = field(default_factory=lambda: {"names": ["available"]})
+    kind: str = "inpainting"
+    dataset: DatasetSection = field(default_factory=DatasetSection)
+    masks: MasksSection = field(default_factory=MasksSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
+    models: ModelsSection = field(default_factory=ModelsSection)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        for key, cls in SECTIONS.items():  # from run.json: plain dicts
+            value = getattr(self, key)
+            if isinstance(value, dict):
+                setattr(self, key, cls(**{k: v for k, v in value.items() if k in cls.__dataclass_fields__}))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,6 +98,40 @@ class Protocol:
         d.pop("source", None)
         d.pop("description", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _checked(cls, data: dict, where: str, path: Path):
+    """An instance of dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls) if not (cls is Protocol and f.name == "source")]
+    for key, value in data.items():
+        if key not in known:
+            raise SairbenchError(f"{path}: unknown key '{where}{key}'; allowed: {', '.join(known)}.")
+        if key in SECTIONS and cls is Protocol:
+            if not isinstance(value, dict):
+                raise SairbenchError(f"{path}: '{key}' must be a table ([{key}]), not {type(value).__name__}.")
+            continue
+        if not _type_ok(value, hints[key]):
+            raise SairbenchError(f"{path}: '{where}{key}' = {value!r} must be of type {_type_name(hints[key])}.")
+    return data
 
 
 def available_protocols() -> list[str]:
@@ -69,15 +162,10 @@ def load_protocol(name_or_path: str) -> Protocol:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SairbenchError(f"{path}: not valid TOML ({exc}); fix the file.") from None
-    known = {f for f in Protocol.__dataclass_fields__}
-    unknown = set(data) - known
-    if unknown:
-        raise SairbenchError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(known - {'source'})}.")
     if "name" not in data:
         raise SairbenchError(f"{path}: missing 'name'; add name = \"{path.stem}\".")
-    proto = Protocol(**{**data, "source": str(path)})
-    defaults = Protocol(name=proto.name)
-    for section in ("dataset", "masks", "metrics", "models"):  # fill missing keys of each table
-        merged = {**getattr(defaults, section), **getattr(proto, section)}
-        setattr(proto, section, merged)
-    return proto
+    _checked(Protocol, data, "", path)
+    if data.get("kind", "inpainting") not in KINDS:
+        raise SairbenchError(f"{path}: kind = {data['kind']!r} is not one of {', '.join(KINDS)}.")
+    sections = {key: cls(**_checked(cls, data.get(key, {}), f"{key}.", path)) for key, cls in SECTIONS.items()}
+    return Protocol(**{**data, **sections, "source": str(path)})

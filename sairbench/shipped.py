@@ -1,8 +1,11 @@
-"""The shipped ``tiny`` checkpoints: their recorded commands, ``--train-missing``, and shipping.
+"""The shipped ``tiny`` checkpoints: their recipes, ``--train-missing``, and shipping.
 
-Each recipe is the ``sairbench train`` argument list that produced the shipped file
-``sairbench/checkpoints/<name>-tiny-synthetic-faces.safetensors`` (see docs/checkpoints.md).
-``{semantic}`` and ``{sir}`` stand for the checkpoints of the stages a recipe builds on.
+A recipe is the `sairbench train` options that produced a shipped file
+``sairbench/checkpoints/<name>-tiny-synthetic-faces.safetensors`` (see docs/checkpoints.md); it
+lives with what it trains: the preset rows (``Preset.recipes``, tagged stages such as
+``liif@ft6000``) and the training stages (``semantic``, ``sir``). A ``{stage}`` value stands for
+the checkpoint of the stage a recipe builds on. Training goes through the library
+(``sairbench.train``), never through the command line.
 
 Ship a trained run (writes the safetensors file and refreshes docs/checkpoints.md)::
 
@@ -12,54 +15,35 @@ Ship a trained run (writes the safetensors file and refreshes docs/checkpoints.m
 from __future__ import annotations
 
 import json
-import re
 import platform
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from sairbench.checkpoint import export_safetensors, load_checkpoint, shipped_path
-
-RECIPES: dict[str, list[str]] = {
-    "semantic": ["train", "semantic", "--steps", "1000", "--threads", "1"],
-    "sir": ["train", "sir", "--steps", "1500", "--threads", "1", "--semantic-checkpoint", "{semantic}"],
-    # trained side by side on one GPU by bench/train_shipped.py (8 models, 1500 steps each) ...
-    "lte-gpu1500": ["train", "lte", "--steps", "1500", "--threads", "1"],
-    "edsr-wo-gpu1500": ["train", "edsr-wo", "--steps", "1500", "--threads", "1"],
-    "nfs": ["train", "nfs", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "ous": ["train", "ous", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "semlte": ["train", "semlte", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "edsr-w": ["train", "edsr-w", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "liif-gpu1500": ["train", "liif", "--steps", "1500", "--threads", "1"],
-    "sair-gpu1500": ["train", "sair", "--steps", "1500", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    # ... LIIF and SAIR then 4000 steps side by side on the GPU, then two CPU fine-tuning stages in the hole
-    "liif-gpu4000": ["train", "liif", "--steps", "4000", "--threads", "1"],
-    "sair-gpu4000": ["train", "sair", "--steps", "4000", "--threads", "1", "--sir-checkpoint", "{sir}"],
-    "liif-ft2000": ["train", "liif", "--steps", "2000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
-                    "--lr-final", "1e-5", "--init", "{liif-gpu4000}"],
-    "sair-ft2000": ["train", "sair", "--steps", "2000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
-                    "--lr-final", "1e-5", "--init", "{sair-gpu4000}", "--sir-checkpoint", "{sir}"],
-    "liif-ft6000": ["train", "liif", "--steps", "6000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "2e-4",
-                    "--lr-final", "1e-5", "--init", "{liif-ft2000}"],
-    # LTE and EDSR-wo: one CPU fine-tuning stage in the hole after the side-by-side GPU run
-    "lte": ["train", "lte", "--steps", "1200", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
-            "--lr-final", "1e-5", "--init", "{lte-gpu1500}"],
-    "edsr-wo": ["train", "edsr-wo", "--steps", "2500", "--threads", "1", "--hole-fraction", "1.0", "--lr", "3e-4",
-                "--lr-final", "1e-5", "--init", "{edsr-wo-gpu1500}"],
-    # LIIF alone gets a fourth stage (issue 3: beat the best classical baseline); SAIR stops at the third
-    "liif": ["train", "liif", "--steps", "8000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "2e-4",
-             "--lr-final", "1e-5", "--init", "{liif-ft6000}"],
-    "sair": ["train", "sair", "--steps", "6000", "--threads", "1", "--hole-fraction", "1.0", "--lr", "2e-4",
-             "--lr-final", "1e-5", "--init", "{sair-ft2000}", "--sir-checkpoint", "{sir}"],
-}
+from sairbench.train import STAGES, make_config, recipe_of, train
 
 
 def depends(name: str) -> list[str]:
-    """The stages ``name``'s recipe builds on: the ``{stage}`` placeholders in its arguments."""
-    return re.findall(r"\{([\w-]+)\}", " ".join(RECIPES.get(name, [])))
+    """The stages ``name``'s recipe builds on: the ``{stage}`` placeholders in its options."""
+    recipe = recipe_of(name) or {}
+    return re.findall(r"\{([\w@.-]+)\}", " ".join(str(v) for v in recipe.values()))
 
 
 def recipe_command(name: str) -> str:
-    return "sairbench " + " ".join(RECIPES[name])
+    """The recipe of ``name`` as a `sairbench train` command line."""
+    base = name.split("@")[0]
+    args = [f"--{k.replace('_', '-')} {v}" for k, v in (recipe_of(name) or {}).items()]
+    return " ".join(["sairbench train", base, *args])
+
+
+def _fill(value: Any, deps: dict[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    for dep, path in deps.items():
+        value = value.replace("{" + dep + "}", path)
+    return value
 
 
 def _ensure(name: str, device: str, runs_root: Path, done: dict[str, str]) -> str:
@@ -69,37 +53,35 @@ def _ensure(name: str, device: str, runs_root: Path, done: dict[str, str]) -> st
     if shipped_path(name).is_file():
         done[name] = str(shipped_path(name))
         return done[name]
-    from sairbench.cli import app
+    recipe = recipe_of(name)
+    if recipe is None:
+        from sairbench.errors import SairbenchError
 
+        raise SairbenchError(f"'{name}' has no recorded recipe and no shipped checkpoint; train it with `sairbench train`.")
     deps = {dep: _ensure(dep, device, runs_root, done) for dep in depends(name)}
-    run_dir = runs_root / name
+    run_dir = runs_root / name.replace("@", "-")
     ckpt = run_dir / "last.pt"
-    args = [_fill(a, deps) for a in RECIPES[name]] + ["--out", str(run_dir), "--device", device]
-    if ckpt.is_file():
-        if load_checkpoint(ckpt)["step"] >= int(RECIPES[name][RECIPES[name].index("--steps") + 1]):
-            done[name] = str(ckpt)
-            return done[name]
-        args.append("--resume")
-    app(args, standalone_mode=False)
+    options = {k: _fill(v, deps) for k, v in recipe.items()}
+    cfg = make_config(name.split("@")[0], **options, out=str(run_dir), device=device)
+    resume = ckpt.is_file()
+    if not (resume and load_checkpoint(ckpt)["step"] >= cfg.schedule.steps):
+        train(cfg, resume=resume)
     done[name] = str(ckpt)
     return done[name]
 
 
-def _fill(arg: str, deps: dict[str, str]) -> str:
-    for dep, path in deps.items():
-        arg = arg.replace("{" + dep + "}", path)
-    return arg
-
-
 def train_missing_models(requested: list[str], device: str = "cpu", runs_root: str = "runs/train-missing") -> dict[str, str]:
-    """Train, with its recorded command, every requested model that has no shipped checkpoint.
+    """Train, with its recorded recipe, every requested model that has no shipped checkpoint.
 
     Returns {name: checkpoint path} for the models (and stages) trained or found trained here.
     """
-    from sairbench_baselines.presets import PRESETS
+    from sairbench.registry import list_models
 
-    # stages (semantic, sir, liif-gpu4000, ...) are trained only as what a requested model builds on
-    wanted = [n for n in RECIPES if n in PRESETS] if "available" in requested else [n for n in requested if n in RECIPES]
+    # stages (semantic, sir, liif@gpu4000, ...) are trained only as what a requested model builds on
+    if "available" in requested:
+        wanted = [m.name for m in list_models() if m.preset is not None and recipe_of(m.name) is not None]
+    else:
+        wanted = [n for n in requested if n in STAGES or recipe_of(n) is not None]
     done: dict[str, str] = {}
     for name in wanted:
         if not shipped_path(name).is_file():
@@ -115,7 +97,7 @@ def ship(run_dir: str | Path, name: str, out: str | Path | None = None, checkpoi
     ckpt = load_checkpoint(Path(run_dir) / checkpoint)
     prov = ckpt.setdefault("provenance", {})
     prov.setdefault("machine", machine_description(prov.get("device", "cpu")))  # kept when re-shipping an export
-    ckpt["provenance"]["recipe"] = recipe_command(name) if name in RECIPES else ""
+    ckpt["provenance"]["recipe"] = recipe_command(name) if recipe_of(name) is not None else ""
     target = Path(out) if out is not None else shipped_path(name)
     export_safetensors(ckpt, target)
     if out is None:

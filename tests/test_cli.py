@@ -132,7 +132,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path, proto):
 
 
 def test_main_prints_one_line_and_exits_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "sairbench.cli", "run", "--protocol", "no-such-protocol"],
+    proc = subprocess.run([sys.executable, "-m", "sairbench", "run", "--protocol", "no-such-protocol"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
@@ -162,8 +162,8 @@ def test_run_a_checkpoint_variant(tmp_path, proto):
 def test_train_missing_trains_with_the_recorded_command(tmp_path, proto, monkeypatch):
     import sairbench.shipped as shipped
 
-    monkeypatch.setattr(shipped, "RECIPES", {"liif": ["train", "liif", "--steps", "2", "--batch", "2", "--queries", "16",
-                                                      "--image-size", "32", "--threads", "1"]})
+    recipes = {"liif": {"steps": 2, "batch": 2, "queries": 16, "image_size": 32, "threads": 1}}
+    monkeypatch.setattr(shipped, "recipe_of", recipes.get)
     monkeypatch.setattr(shipped, "shipped_path", lambda name, *a, **k: tmp_path / "none" / f"{name}.safetensors")
     monkeypatch.chdir(tmp_path)
     invoke(["run", "--protocol", str(proto), "--results", str(tmp_path / "res"), "--name", "tm", "--model", "liif",
@@ -181,18 +181,19 @@ def test_train_missing_follows_the_semantic_chain(tmp_path, monkeypatch):
     import sairbench.shipped as shipped
     from sairbench.checkpoint import load_checkpoint
 
-    tiny = ["--steps", "1", "--batch", "2", "--queries", "8", "--image-size", "32", "--threads", "1"]
-    monkeypatch.setattr(shipped, "RECIPES", {
-        "semantic": ["train", "semantic", *tiny],
-        "sir": ["train", "sir", *tiny, "--semantic-checkpoint", "{semantic}"],
-        "sair-base": ["train", "sair", *tiny, "--sir-checkpoint", "{sir}"],
-        "sair": ["train", "sair", *tiny, "--hole-fraction", "1.0", "--init", "{sair-base}", "--sir-checkpoint", "{sir}"],
-    })
+    tiny = {"steps": 1, "batch": 2, "queries": 8, "image_size": 32, "threads": 1}
+    recipes = {
+        "semantic": tiny,
+        "sir": {**tiny, "semantic_checkpoint": "{semantic}"},
+        "sair@base": {**tiny, "sir_checkpoint": "{sir}"},
+        "sair": {**tiny, "hole_fraction": 1.0, "init": "{sair@base}", "sir_checkpoint": "{sir}"},
+    }
+    monkeypatch.setattr(shipped, "recipe_of", recipes.get)
     monkeypatch.setattr(shipped, "shipped_path", lambda name, *a, **k: tmp_path / "none" / f"{name}.safetensors")
     got = shipped.train_missing_models(["sair"], runs_root=str(tmp_path / "runs"))
-    assert set(got) == {"semantic", "sir", "sair-base", "sair"}
+    assert set(got) == {"semantic", "sir", "sair@base", "sair"}
     sair = load_checkpoint(got["sair"])
     sir = load_checkpoint(got["sir"])
     assert sair["train"]["sir_checkpoint"] == got["sir"] and sir["train"]["semantic_checkpoint"] == got["semantic"]
-    assert sair["train"]["init"] == got["sair-base"] and sair["train"]["hole_fraction"] == 1.0
+    assert sair["train"]["init"] == got["sair@base"] and sair["train"]["hole_fraction"] == 1.0
     assert shipped.train_missing_models(["sair"], runs_root=str(tmp_path / "runs")) == got  # nothing retrained

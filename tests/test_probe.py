@@ -152,7 +152,7 @@ def sir_checkpoint(tmp_path):
 
 
 def test_run_miou_probe_end_to_end(tmp_path, sir_checkpoint):
-    from sairbench.evaluate import run_protocol
+    from sairbench.run import run_protocol
 
     out = run_protocol(_tiny_protocol(), results_root=tmp_path / "results", progress=False,
                        checkpoints={"sir": str(sir_checkpoint)})

@@ -49,7 +49,7 @@ def test_sam_chain_trains_loads_and_evaluates(chain, monkeypatch):
     assert sir["step"] == 3 and ck["step"] == 3 and ck["model"]["name"] == "sam-encoder"
 
     # self-describing, without SAM's weights: the encoder is a spec (size, input size, weights digest)
-    enc_spec = ck["model"]["args"]["semantic"]["args"]["encoder"]
+    enc_spec = ck["model"]["args"]["args"]["semantic"]["args"]["encoder"]
     assert enc_spec == sir["model"]["args"]["args"]["encoder"]
     assert enc_spec["name"] == "sam-encoder"
     args = enc_spec["args"]

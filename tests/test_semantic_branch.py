@@ -81,7 +81,7 @@ register("fake-external")(_FakeExternal)
 
 
 def test_external_encoder_weights_are_not_stored_but_model_reloads():
-    from sairbench.checkpoint import build_model
+    from sairbench.checkpoint import build as build_model
     from sairbench_baselines.presets import build_preset
 
     model = build_preset("sair", "tiny", encoder={"name": "fake-external", "args": {}})

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from sairbench.checkpoint import build_model, export_safetensors, load_checkpoint
+from sairbench.checkpoint import build as build_model, export_safetensors, load_checkpoint
 from sairbench.errors import SairbenchError
 from sairbench.models.implicit import ImplicitInpainter
 from sairbench.train import Schedule, TrainConfig, batch_for_step, train

@@ -21,11 +21,20 @@ import numpy as np
 import pandas as pd
 
 from sairbench.errors import SairbenchError
+from sairbench.report.naming import canonical_bucket, loose_name
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "results" / "published"
 SUMMARY_COLUMNS = ("model", "bucket", "metric", "mean", "ci95", "n")
 PER_IMAGE_KEYS = ("image", "mask", "bucket", "model")
 PUBLISHED_COLUMNS = ("model", "bucket", "metric", "value", "table", "dataset", "source")
+
+#: Which of the paper's tables a protocol's section may show as published rows; other protocols
+#: take every published table that shares a bucket and a metric with them.
+PROTOCOL_TABLES: dict[str, set[str]] = {
+    "liu2018-masks": {"table1", "table2"},
+    "ablations": {"table4", "table6"},
+    "sir-miou": {"table6"},
+}
 
 
 def _read_json(path: Path) -> dict:
@@ -120,6 +129,7 @@ def load_results(dirs) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
         clash = {k for k, v in runs_per.items() if v > 1}
         if clash:
             def rename(df: pd.DataFrame) -> pd.DataFrame:
+                """``df`` with each clashing model named ``"model [run]"``."""
                 if not len(df):
                     return df
                 keys = list(zip(df["protocol"], df["dataset"], df["model"]))
@@ -194,3 +204,19 @@ def load_published(table: str, folder: str | Path = "results/published") -> pd.D
     return df
 
 
+def published_for(published: dict, protocol: str, dataset: str, buckets, metrics) -> list[str]:
+    """Names of the ``published`` tables (name -> frame) whose rows belong in the section of
+    ``protocol`` on ``dataset``: allowed by PROTOCOL_TABLES, sharing a bucket and a metric; those
+    on the same dataset when there are any."""
+    canon = {canonical_bucket(b) for b in buckets}
+    allowed = PROTOCOL_TABLES.get(protocol)
+    eligible = []
+    for name, pdf in published.items():
+        if not len(pdf):
+            continue
+        if allowed is not None and not set(map(str, pdf["table"])) & allowed:
+            continue
+        if canon & {canonical_bucket(b) for b in pdf["bucket"]} and set(metrics) & set(pdf["metric"]):
+            eligible.append(name)
+    same = [n for n in eligible if loose_name(dataset) in {loose_name(d) for d in published[n]["dataset"]}]
+    return same or eligible

@@ -48,10 +48,12 @@ class LatexRenderer:
     tabular shrinks to the line width when wider); ``placement`` ``"H"`` needs ``float``."""
 
     fmt = "latex"
+    #: per table kind: the first header cell, the tabular columns of one cell (a letter each) and
+    #: the space before each column group
     stub = {"results": "Method", "paired": "Pair (a $-$ b)"}
-    #: per table kind: the column spec of one cell, the spacing before each group, its sub-headers
-    column_spec = {"results": "c", "paired": "rr"}
+    cell_columns = {"results": "c", "paired": "rr"}
     group_gap = {"results": "@{\\hspace{8pt}}", "paired": ""}
+    #: the second header row's titles of a paired difference's two columns
     difference_headers = ["$\\Delta$ [95\\% CI]", "$p$"]
     #: the standard notes, plain text (escaped when rendered)
     ci_note = "Values are means with the half width of the 95% t confidence interval."
@@ -59,13 +61,14 @@ class LatexRenderer:
                    "two-sided Wilcoxon signed-rank p; bold: p < 0.05 and the CI excludes 0.")
 
     def __init__(self, placement: str = "htbp"):
+        """``placement``: the float specifier of every table this renderer writes."""
         self.placement = placement
 
     def render(self, table: Table) -> str:
         """The whole ``table`` float, ending in a newline."""
-        width = len(self.column_spec[table.kind])
-        spec = "l" + "".join(self.group_gap[table.kind] + self.column_spec[table.kind] * len(g.metrics)
-                             for g in table.groups)
+        cell_columns, gap = self.cell_columns[table.kind], self.group_gap[table.kind]
+        width = len(cell_columns)
+        spec = "l" + "".join(gap + cell_columns * len(g.metrics) for g in table.groups)
         lines = [
             f"\\begin{{table}}[{self.placement}]",
             "\\centering",

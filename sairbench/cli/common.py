@@ -1,0 +1,54 @@
+"""The Typer app, its console and what several command groups share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sairbench.errors import SairbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark suite for implicit-representation inpainting (SAIR, LIIF, LTE, ...).")
+masks_app = typer.Typer(no_args_is_help=True, help="Generate or export mask sets.")
+app.add_typer(masks_app, name="masks")
+console = Console()
+
+
+def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w <= 0 or h <= 0:
+            raise ValueError
+    except ValueError:
+        raise SairbenchError(f"--size '{text}' is not WIDTHxHEIGHT (e.g. 512x512).") from None
+    return h, w
+
+
+def print_summary(run: Path, title: str) -> None:
+    import pandas as pd
+
+    summary = pd.read_csv(run / "summary.csv")
+    metrics = list(dict.fromkeys(summary["metric"]))
+    buckets = [b for b in dict.fromkeys(summary["bucket"]) if b != "all"]
+    table = Table(title=title)
+    table.add_column("model")
+    table.add_column("bucket")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for (model, bucket), g in summary[summary["bucket"].isin(buckets)].groupby(["model", "bucket"], sort=False):
+        vals = {r.metric: r for r in g.itertuples()}
+        cells = []
+        for m in metrics:
+            r = vals.get(m)
+            if r is None or r.mean != r.mean:
+                cells.append("n/a")
+            else:
+                digits = 2 if m == "psnr" else 4
+                cells.append(f"{r.mean:.{digits}f}±{r.ci95:.{digits}f}" if r.ci95 == r.ci95 else f"{r.mean:.{digits}f}")
+        table.add_row(model, bucket, *cells)
+    console.print(table)

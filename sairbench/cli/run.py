@@ -1,0 +1,102 @@
+"""`sairbench run`, `merge` and `eval`: protocols on models, shard merging, outside methods' outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from sairbench.cli.common import app, console, print_summary
+from sairbench.errors import SairbenchError
+
+
+EVAL_HELP = (
+    "Score a method's saved outputs (LaMa, MISF, ... run elsewhere) under a protocol's conventions.\n\n"
+    "Naming: the prediction for the pair (image, mask) is PRED_DIR/<pred_name>.png (or .jpg), where "
+    "pred_name = <image>__<mask> is the column of pairs.csv (the stem of the exported input file). "
+    "Only the pixels inside the hole are used (ground truth outside), exactly as `sairbench run` "
+    "composites; rows are written to RESULTS/NAME (never overwritten) with model = NAME."
+)
+
+
+@app.command()
+def run(
+    protocol: str = typer.Option("liu2018-masks", help="protocol name (protocols/NAME.toml) or path"),
+    dataset: Optional[str] = typer.Option(None, help="override the protocol's dataset (synthetic-faces, celeba-hq, ade20k, folder, photos)"),
+    data_root: Optional[str] = typer.Option(None, help="dataset folder in its official layout"),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="models to run (repeatable); default: the protocol's"),
+    limit: Optional[int] = typer.Option(None, help="number of images"),
+    mask_dir: Optional[str] = typer.Option(None, help="Liu et al. 2018 irregular mask folder"),
+    name: Optional[str] = typer.Option(None, help="results folder name under results/"),
+    results: str = typer.Option("results", help="results root folder"),
+    resume: bool = typer.Option(False, help="continue an interrupted run of the same name, skipping finished rows"),
+    shard: str = typer.Option("0/1", help="i/n: run the i-th of n shards (merge with `sairbench merge`)"),
+    train_missing: bool = typer.Option(False, help="train models whose checkpoint is missing, with the recorded commands"),
+    checkpoint: Optional[List[str]] = typer.Option(None, help="NAME=PATH: evaluate model NAME from this checkpoint; "
+                                                   "NAME may be a variant like sair@step1500 (repeatable)"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+) -> None:
+    """Run a protocol: every model x image x mask, scored per image, summarised by bucket."""
+    from sairbench.run import run_protocol
+    from sairbench.protocol import load_protocol
+
+    proto = load_protocol(protocol)
+    try:
+        i, n = (int(v) for v in shard.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise SairbenchError(f"--shard '{shard}' is not i/n with 0 <= i < n (e.g. 0/2).") from None
+    checkpoints: dict[str, str] = {}
+    if train_missing:
+        from sairbench.shipped import train_missing_models
+
+        checkpoints.update(train_missing_models(model or proto.models.get("names", ["available"]), device=device))
+    for item in checkpoint or []:
+        key, sep, path = item.partition("=")
+        if not sep or not key or not Path(path).is_file():
+            raise SairbenchError(f"--checkpoint '{item}' is not NAME=PATH of an existing file (e.g. sair=runs/sair/last.pt).")
+        checkpoints[key] = path
+    out = run_protocol(proto, dataset=dataset, data_root=data_root, models=model, limit=limit, mask_dir=mask_dir,
+                       results_root=results, name=name, resume=resume, device=device, shard=(i, n),
+                       checkpoints=checkpoints or None, console=console)
+    if (out / "summary.csv").is_file():
+        print_summary(out, f"{proto.name} — {out}")
+        meta = json.loads((out / "meta.json").read_text())
+        if not meta.get("lpips", {}).get("available", True):
+            console.print(f"[yellow]LPIPS is NaN: {meta['lpips']['reason']}[/yellow]")
+        if meta.get("skipped_models"):
+            console.print(f"skipped (not available here): {', '.join(meta['skipped_models'])}")
+    else:
+        console.print(f"shard {shard} written to {out}; run the other shards, then `sairbench merge {out}`.")
+
+
+@app.command("eval", help=EVAL_HELP)
+def eval_outside(
+    pred_dir: Path = typer.Option(..., help="predictions, one per pair: <image>__<mask>.png (or .jpg), RGB at the evaluation size"),
+    gt_dir: Path = typer.Option(..., help="ground truth images (gt/ of `sairbench masks export`)"),
+    mask_dir: Path = typer.Option(..., help="masks, 255 = hole (masks/ of `sairbench masks export`)"),
+    name: str = typer.Option(..., help="method name: the model column of the results and the results folder name"),
+    pairs: Optional[Path] = typer.Option(None, help="pairs.csv of the export (default: next to --mask-dir or --gt-dir)"),
+    results: str = typer.Option("results", help="results root folder"),
+    protocol: Optional[str] = typer.Option(None, help="protocol whose metrics and SSIM convention to use (default: the export's)"),
+) -> None:
+    from sairbench.outside import evaluate_predictions
+    from sairbench.protocol import load_protocol
+
+    proto = load_protocol(protocol) if protocol else None
+    out = evaluate_predictions(pred_dir, gt_dir, mask_dir, name, pairs=pairs, results_root=results, proto=proto)
+    print_summary(out, f"{name} (outside) — {out}")
+
+
+@app.command()
+def merge(
+    runs: List[Path] = typer.Argument(..., help="the shard folders of one run (or the one folder the shards shared)"),
+    device: str = typer.Option("cpu", help="recorded in meta.json"),
+) -> None:
+    """Merge the shards of `sairbench run --shard i/n` into per_image, summary and meta (in the first folder)."""
+    from sairbench.run import merge_shards
+
+    out = merge_shards(runs, device=device)
+    print_summary(out, f"merged — {out}")

@@ -1,0 +1,63 @@
+"""`sairbench train`: a stage (semantic, sir) or a preset, through ``sairbench.train``."""
+
+from __future__ import annotations
+
+from pathlib import Path  # noqa: F401  (typer reads the annotations)
+from typing import Optional
+
+import typer
+
+from sairbench.cli.common import app, console
+
+
+@app.command()
+def train(
+    model: str = typer.Argument(..., help="preset to train (liif, lte, edsr-wo, ...)"),
+    dataset: str = typer.Option("synthetic-faces", help="training dataset"),
+    data_root: Optional[str] = typer.Option(None, help="dataset folder in its official layout"),
+    size: str = typer.Option("tiny", help="model size: tiny or paper"),
+    schedule: str = typer.Option("tiny", help="tiny (1e-3 -> 1e-4) or paper (1e-4 halved every 100 epochs)"),
+    steps: Optional[int] = typer.Option(None, help="training steps (default: the schedule's)"),
+    epochs: Optional[int] = typer.Option(None, help="epochs for the paper schedule (default 200)"),
+    batch: int = typer.Option(16, help="global batch size"),
+    queries: int = typer.Option(1024, help="query pixels per image"),
+    hole_fraction: float = typer.Option(0.5, help="share of the query pixels drawn inside the hole (rest uniform)"),
+    lr: Optional[float] = typer.Option(None, help="initial learning rate (default: the schedule's)"),
+    lr_final: Optional[float] = typer.Option(None, help="tiny schedule: final learning rate (default 1e-4)"),
+    init: Optional[str] = typer.Option(None, help="start from this checkpoint's weights (same model), fresh optimizer"),
+    image_size: int = typer.Option(64, help="training image size"),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL)"),
+    save_every: int = typer.Option(500, help="checkpoint every N steps"),
+    keep_every: Optional[int] = typer.Option(None, help="also keep a step_N.pt snapshot every N steps"),
+    resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
+    export: Optional[Path] = typer.Option(None, help="also write the final weights as safetensors here"),
+    device: str = typer.Option("cpu"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    workers: int = typer.Option(0, help="data-loading processes preparing batches ahead (same batches, same weights)"),
+    fast: bool = typer.Option(True, help="fast decoder path (equal outputs; on GPUs the plain path can train faster)"),
+    semantic_checkpoint: Optional[str] = typer.Option(None, help="`sir`: trained semantic encoder (default: shipped)"),
+    sir_checkpoint: Optional[str] = typer.Option(None, help="semantic presets: trained SIR stage (default: shipped)"),
+    joint: bool = typer.Option(False, help="semantic presets: train SIR jointly through the colour loss"),
+    semantic_encoder: str = typer.Option("indomain", help="`sir`: indomain (trained here), clip (open_clip ViT-B/16) or sam"),
+) -> None:
+    """Train a model: `semantic` (in-domain encoder), `sir` (stage 1), or a preset (L1 colour loss).
+
+    Semantic presets (sair, semlte, edsr-w, nfs, ous, sam-encoder) train AIR over a frozen SIR
+    (two stages, as the official release) unless --joint. Multi-GPU: torchrun.
+    """
+    from sairbench.checkpoint import export_safetensors, load_checkpoint
+    from sairbench.train import make_config
+    from sairbench.train import train as run_training
+
+    cfg = make_config(model, schedule=schedule, steps=steps, batch=batch, lr=lr, lr_final=lr_final, size=size,
+                      dataset=dataset, data_root=data_root, image_size=image_size, epochs=epochs, queries=queries,
+                      hole_fraction=hole_fraction, init=init, seed=seed, save_every=save_every, keep_every=keep_every,
+                      out=out, device=device, threads=threads, workers=workers, fast=fast,
+                      semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
+                      semantic_encoder=semantic_encoder)
+    path = run_training(cfg, resume=resume)
+    console.print(f"checkpoint: {path}")
+    if export is not None:
+        export_safetensors(load_checkpoint(path), export)
+        console.print(f"exported: {export}")

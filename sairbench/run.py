@@ -1,0 +1,203 @@
+"""``sairbench run``: a protocol's images x masks through every model, scored per image.
+
+Protocol kinds are one table (:data:`PROTOCOL_KINDS`): ``inpainting`` (Tables 1, 2, 4, 6 right)
+and ``sir-miou`` (the mIoU probe, ``sairbench.probe``). Per-image rows are written in parts under
+``<run>/parts/`` as they are produced (``sairbench.runfolder``), so an interrupted run resumes
+where it stopped and shards of one run share a folder; the last step merges them into
+``per_image.parquet``, summarises them by bucket (mean and 95 % CI) and writes ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from sairbench.errors import SairbenchError
+from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_model_for_run, model_info,
+                                score_items, select_models, sort_rows, summarize)
+from sairbench.pairs import ProtocolData, build_masks, build_pairs, open_dataset, open_protocol_data
+from sairbench.protocol import Protocol
+from sairbench.runfolder import RunFolder, lpips_status
+
+
+def run_protocol(proto: Protocol, **options) -> Path:
+    """Run ``proto`` with the runner of its kind and write its results folder; returns the folder."""
+    from sairbench.probe import run_miou_probe
+
+    kinds = {"inpainting": run_inpainting, "sir-miou": run_miou_probe}
+    return kinds[proto.kind](proto, **options)
+
+
+def expected_parts(names, n_pairs: int) -> list[tuple[str, int]]:
+    """Every (model, first pair index) chunk of a run, in run order (shards take every n-th)."""
+    return [(m, c) for m in names for c in range(0, n_pairs, CHUNK)]
+
+
+def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: str | None = None,
+                   models: list[str] | None = None, limit: int | None = None, mask_dir: str | None = None,
+                   results_root: str | os.PathLike = "results", name: str | None = None, resume: bool = False,
+                   device: str = "cpu", progress: bool = True, checkpoints: dict[str, str] | None = None,
+                   shard: tuple[int, int] = (0, 1), console=None) -> Path:
+    """Every model x pair of an inpainting protocol (a shard of them with ``shard`` = (i, n))."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sairbench.metrics import default_lpips_scorer
+
+    t_start = time.perf_counter()
+    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
+    names, skipped = select_models(models or proto.models.names, checkpoints)
+    check_models(names, skipped, proto.name)
+    settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
+                "checkpoints": checkpoints or {}}
+    folder = RunFolder.create(results_root, name or f"{proto.name}_{data.ds_cfg['name']}", settings, resume)
+
+    metrics = list(proto.metrics.names)
+    lpips_scorer = default_lpips_scorer(device) if "lpips" in metrics else None
+    dev = torch.device(device)
+    chunks = expected_parts(names, len(data.pairs))[shard[0]::shard[1]]
+    model_infos: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=not progress, console=console) as bar:
+        task = bar.add_task(f"{proto.name}: {len(names)} models x {len(data.pairs)} pairs", total=len(chunks))
+        loaded: dict[str, Any] = {}
+        for model_name, c in chunks:
+            if folder.has_part(model_name, c):
+                bar.advance(task)
+                continue
+            if model_name not in loaded:
+                loaded.clear()
+                model = load_model_for_run(model_name, checkpoints)
+                model.to(dev)
+                loaded[model_name] = model
+                model_infos[model_name] = model_info(model)
+            bar.update(task, description=f"{proto.name}: {model_name}")
+            torch.manual_seed(proto.seed)
+            predict = ModelPredictions(loaded[model_name], data.dataset, data.masks, dev)
+            df = score_items(data.pairs[c:c + CHUNK], predict, metrics, proto.metrics.ssim, lpips_scorer)
+            df.insert(4, "model", model_name)
+            folder.write_part(model_name, c, df)
+            bar.advance(task)
+
+    if not set(expected_parts(names, len(data.pairs))) <= set(folder.parts()):
+        return folder.path  # a shard: merge with `sairbench merge` once every shard is done
+    return finalize_run(folder, proto, names, data, skipped, model_infos, lpips_scorer, str(dev),
+                        elapsed_s=time.perf_counter() - t_start)
+
+
+def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: ProtocolData, skipped: dict[str, str],
+                 model_infos: dict[str, Any], lpips_scorer, device: str = "cpu", elapsed_s: float | None = None) -> Path:
+    """Merge the parts into per_image / summary and write meta.json. ``elapsed_s``: this invocation's time."""
+    from sairbench.metrics import conventions_dict
+
+    metrics = list(proto.metrics.names)
+    parts = [p for (m, c), p in sorted(folder.parts().items()) if m in names]
+    per_image = sort_rows(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True), names)
+    folder.write_tables(per_image, summarize(per_image, metrics))
+    meta = {
+        "protocol": proto.name, "protocol_file": proto.source, "seed": proto.seed,
+        "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names, "skipped_models": skipped,
+        "model_info": model_infos,
+        "semantic_encoder": {m: (i or {}).get("semantic_encoder") for m, i in model_infos.items()},
+        "conventions": conventions_dict(proto.metrics.ssim), "lpips": lpips_status(lpips_scorer),
+    }
+    folder.write_meta(meta, device, elapsed_s)
+    return folder.path
+
+
+# ---------------------------------------------------------------- rebuilding a run from run.json
+
+
+@dataclass
+class RunSettings:
+    """A run folder's recorded settings, with the dataset, masks and pairs rebuilt."""
+
+    folder: RunFolder
+    proto: Protocol
+    names: list
+    checkpoints: dict
+    data: ProtocolData | None = None
+
+    @property
+    def run(self) -> Path:
+        return self.folder.path
+
+
+def load_run_settings(run: str | os.PathLike, rebuild: bool = True) -> RunSettings:
+    """Read ``<run>/run.json`` and, with ``rebuild``, open the same dataset and build the same masks
+    and pairs, so a run can be finalised or re-run elsewhere."""
+    folder = RunFolder.open(run)
+    meta = folder.path / "run.json"
+    try:
+        proto = Protocol(**folder.settings["protocol"])
+        ds_cfg, mask_desc = dict(folder.settings["dataset"]), dict(folder.settings["masks"])
+        names = list(folder.settings["models"])
+    except (KeyError, TypeError) as exc:
+        raise SairbenchError(f"{meta}: not a run.json of an inpainting run ({type(exc).__name__}: {exc}); "
+                             "re-run the protocol into a new folder.") from None
+    if proto.kind != "inpainting":
+        raise SairbenchError(f"{meta}: a '{proto.kind}' run; this needs an inpainting run (`sairbench run --protocol liu2018-masks`, ...).")
+    rs = RunSettings(folder, proto, names, dict(folder.settings.get("checkpoints") or {}))
+    if rebuild:
+        ds = open_dataset(ds_cfg, proto.seed)
+        masks, desc = build_masks(proto, int(ds_cfg.get("size", 64)), mask_desc.get("folder"))
+        if desc != mask_desc:
+            raise SairbenchError(f"{meta}: the masks built now ({desc}) differ from the run's ({mask_desc}); "
+                                 "restore the mask folder the run used.")
+        rs.data = ProtocolData(ds_cfg, ds, masks, mask_desc, build_pairs(ds, masks))
+    return rs
+
+
+def merge_shards(dirs, device: str = "cpu") -> Path:
+    """Merge the shards of one run (one folder shared by the shards, or one folder per shard) into
+    the first folder's per_image / summary / meta.
+
+    Every folder must hold a run.json with the same fingerprint; parts found only in later folders
+    are copied into the first. Refuses (naming them) when chunks are missing.
+    """
+    import shutil
+
+    from sairbench.io import atomic_path
+    from sairbench.metrics import default_lpips_scorer
+
+    dirs = [Path(d) for d in dirs]
+    if not dirs:
+        raise SairbenchError("nothing to merge; give the run folder(s) written by `sairbench run --shard i/n`.")
+    for d in dirs:
+        if not d.is_dir():
+            raise SairbenchError(f"{d}: no such run folder; give folders written by `sairbench run --shard i/n`.")
+    first = load_run_settings(dirs[0])
+    found: dict[tuple[str, int], Path] = {}
+    for d in dirs:
+        other = RunFolder.open(d)
+        if other.fingerprint != first.folder.fingerprint:
+            raise SairbenchError(f"{d / 'run.json'}: fingerprint {other.fingerprint} differs from {dirs[0] / 'run.json'} "
+                                 f"({first.folder.fingerprint}); merge only shards of one run (same protocol and options).")
+        for key, p in other.parts().items():
+            found.setdefault(key, p)
+    expected = expected_parts(first.names, len(first.data.pairs))
+    missing = [k for k in expected if k not in found]
+    if missing:
+        shown = ", ".join(f"{m}/{c:06d}" for m, c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise SairbenchError(f"{dirs[0]}: {len(missing)} of {len(expected)} chunks missing ({shown}); run the missing "
+                             "shards (`sairbench run --shard i/n --resume` with the same options), then merge again.")
+    for key in expected:
+        dst = first.folder.part_path(*key)
+        if not dst.is_file():
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(found[key], tmp)
+    model_infos: dict[str, Any] = {}
+    for m in first.names:  # what the shards knew but did not record in run.json
+        try:
+            model_infos[m] = model_info(load_model_for_run(m, first.checkpoints))
+        except Exception as exc:  # the shards ran elsewhere: keep merging, say so
+            model_infos[m] = {"class": None, "note": f"not loadable where merged ({type(exc).__name__})"}
+    _, skipped = select_models(first.proto.models.names, first.checkpoints)
+    skipped = {k: v for k, v in skipped.items() if k not in first.names}
+    lpips_scorer = default_lpips_scorer(device) if "lpips" in first.proto.metrics.names else None
+    return finalize_run(first.folder, first.proto, first.names, first.data, skipped, model_infos, lpips_scorer, device)

@@ -1,0 +1,149 @@
+"""One results folder: its settings and fingerprint, never-overwrite naming, resume, part files,
+atomic tables and ``meta.json``.
+
+Every evaluation (a protocol run, its shards and their merge, the mIoU probe, outside methods)
+writes through :class:`RunFolder`::
+
+    <run>/run.json            settings + fingerprint (written when the folder is made)
+    <run>/parts/<model>/<first pair>.parquet   per-image rows, as they are produced
+    <run>/per_image.parquet, summary.csv, summary.parquet
+    <run>/meta.json           versions, conventions, LPIPS status, elapsed time (written once, at the end)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sairbench.errors import SairbenchError
+from sairbench.io import atomic_path, atomic_write_text
+
+VERSIONED_PACKAGES = ("sairbench", "torch", "numpy", "scikit-image", "opencv-python-headless", "lpips", "pandas")
+
+
+def fingerprint_of(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in VERSIONED_PACKAGES:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunFolder:
+    """A results folder (see the module docstring). Make one with :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path, settings: dict[str, Any], fingerprint: str):
+        self.path, self.settings, self.fingerprint = Path(path), settings, fingerprint
+
+    # -- making and opening ------------------------------------------------------------------
+    @classmethod
+    def create(cls, results_root: str | os.PathLike, name: str, settings: dict[str, Any], resume: bool = False) -> "RunFolder":
+        """The folder ``results_root/name`` for a run of ``settings``.
+
+        With ``resume`` the named folder is continued (its fingerprint must match); without it an
+        existing folder gets a numbered sibling (``name-2``, ...), claimed atomically by ``mkdir``.
+        """
+        fp = fingerprint_of(settings)
+        root = Path(results_root)
+        run = root / name
+        if resume and (run / "run.json").is_file():
+            old = cls.open(run, check=False)
+            if old.fingerprint != fp:
+                raise SairbenchError(f"{run / 'run.json'}: that run used other settings (fingerprint {old.fingerprint}); "
+                                     "resume it with the same options or drop --resume.")
+            return old
+        root.mkdir(parents=True, exist_ok=True)
+        k = 2
+        while True:
+            try:
+                run.mkdir(exist_ok=resume)
+                break
+            except FileExistsError:
+                run = root / f"{name}-{k}"
+                k += 1
+        folder = cls(run, settings, fp)
+        atomic_write_text(run / "run.json", json.dumps({"fingerprint": fp, **settings}, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, check: bool = True) -> "RunFolder":
+        """An existing folder, from its run.json; ``check`` verifies the settings against the fingerprint."""
+        path = Path(path)
+        meta = path / "run.json"
+        if not meta.is_file():
+            raise SairbenchError(f"{meta}: missing; give a folder written by `sairbench run` (shard or full run).")
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            fp = data.pop("fingerprint")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SairbenchError(f"{meta}: not a run.json written by `sairbench run` ({type(exc).__name__}); "
+                                 "re-run the protocol into a new folder.") from None
+        if check and fingerprint_of(data) != fp:
+            raise SairbenchError(f"{meta}: its settings do not match its fingerprint {fp} (file edited?); "
+                                 "restore run.json or re-run the protocol into a new folder.")
+        return cls(path, data, fp)
+
+    # -- part files ----------------------------------------------------------------------------
+    def part_path(self, model: str, first_pair: int) -> Path:
+        return self.path / "parts" / model / f"{first_pair:06d}.parquet"
+
+    def has_part(self, model: str, first_pair: int) -> bool:
+        return self.part_path(model, first_pair).is_file()
+
+    def write_part(self, model: str, first_pair: int, rows: pd.DataFrame) -> None:
+        write_parquet(rows, self.part_path(model, first_pair))
+
+    def parts(self) -> dict[tuple[str, int], Path]:
+        """{(model, first pair): file} of the part files written so far."""
+        found = {}
+        for p in sorted((self.path / "parts").glob("*/*.parquet")):
+            try:
+                found[(p.parent.name, int(p.stem))] = p
+            except ValueError:
+                continue
+        return found
+
+    # -- results -------------------------------------------------------------------------------
+    def write_tables(self, per_image: pd.DataFrame, summary: pd.DataFrame) -> None:
+        """per_image.parquet, summary.csv and summary.parquet, each atomically."""
+        write_parquet(per_image, self.path / "per_image.parquet")
+        with atomic_path(self.path / "summary.csv") as tmp:
+            summary.to_csv(tmp, index=False)
+        write_parquet(summary, self.path / "summary.parquet")
+
+    def write_meta(self, meta: dict[str, Any], device: str, elapsed_s: float | None) -> None:
+        """meta.json: ``meta`` plus package versions, device, elapsed time and creation time."""
+        full = {**meta, "versions": package_versions(), "device": device, "elapsed_s": elapsed_s, "created": now_utc()}
+        atomic_write_text(self.path / "meta.json", json.dumps(full, indent=2, default=str))
+
+    def is_finished(self) -> bool:
+        return (self.path / "summary.csv").is_file() and (self.path / "meta.json").is_file()
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def lpips_status(scorer) -> dict[str, Any]:
+    """meta.json's ``lpips`` entry for an LPIPS scorer (None = not requested)."""
+    return {"available": bool(scorer and scorer.available), "reason": getattr(scorer, "reason", "not requested")}

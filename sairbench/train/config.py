@@ -1,0 +1,91 @@
+"""What a training run is: its learning-rate schedule and its options, with every default written once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sairbench.errors import SairbenchError
+
+
+@dataclass
+class Schedule:
+    """Learning-rate schedule. ``paper``: 1e-4 halved every 100 epochs, batch 16, 200 epochs."""
+
+    name: str = "tiny"
+    lr: float = 1e-3
+    lr_final: float = 1e-4  # tiny: exponential decay from lr to lr_final over the run
+    halve_every_epochs: int = 100  # paper
+    steps: int = 6000
+    batch: int = 16
+
+    @classmethod
+    def preset(cls, name: str, steps: int | None = None, batch: int | None = None,
+               lr: float | None = None, lr_final: float | None = None) -> "Schedule":
+        """``lr``/``lr_final`` override the preset's rates (``paper`` has no final rate: it halves)."""
+        if name == "paper":
+            lr = 1e-4 if lr is None else lr
+            s = cls("paper", lr=lr, lr_final=lr, steps=steps or 0, batch=batch or 16)
+        elif name == "tiny":
+            s = cls("tiny", lr=1e-3 if lr is None else lr, lr_final=1e-4 if lr_final is None else lr_final,
+                    steps=steps or 6000, batch=batch or 16)
+        else:
+            raise SairbenchError(f"unknown schedule '{name}'; use 'tiny' or 'paper'.")
+        return s
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        if self.name == "paper":
+            return self.lr * 0.5 ** ((step // max(1, steps_per_epoch)) // self.halve_every_epochs)
+        frac = min(1.0, step / max(1, self.steps))
+        return self.lr * (self.lr_final / self.lr) ** frac
+
+
+@dataclass
+class TrainConfig:
+    model: str = "liif"
+    size: str = "tiny"
+    dataset: str = "synthetic-faces"
+    data_root: str | None = None
+    image_size: int = 64
+    schedule: Schedule = field(default_factory=Schedule)
+    epochs: int | None = None  # paper schedule: 200 epochs unless steps are given
+    queries: int = 1024  # query pixels per image per step
+    hole_fraction: float = 0.5  # share of query pixels drawn inside the hole (rest uniform)
+    seed: int = 0
+    save_every: int = 500
+    keep_every: int | None = None  # also keep step_<N>.pt snapshots (e.g. for equal-wall-time comparisons)
+    out: str = "runs/liif"
+    device: str = "cpu"
+    threads: int | None = None
+    workers: int = 0  # data-loading processes that prepare the next batches while the model trains
+    fast: bool = True
+    semantic_checkpoint: str | None = None  # `sir`: the trained semantic encoder
+    sir_checkpoint: str | None = None  # semantic presets: the trained semantic branch (stage 1)
+    joint: bool = False  # semantic presets: also train SIR through the colour loss
+    semantic_encoder: str = "indomain"  # `sir`: indomain (from semantic_checkpoint), clip or sam
+    init: str | None = None  # start from this checkpoint's weights (same model), fresh optimizer and schedule
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SCHEDULE_OPTIONS = ("schedule", "steps", "batch", "lr", "lr_final")
+
+
+def make_config(model: str, **options: Any) -> TrainConfig:
+    """A TrainConfig from `sairbench train` options (CLI flags and shipped recipes alike).
+
+    ``schedule``, ``steps``, ``batch``, ``lr`` and ``lr_final`` make the Schedule; every other
+    option is a TrainConfig field. ``out`` defaults to ``runs/<model>``.
+    """
+    sched_kw = {k: options.pop(k) for k in SCHEDULE_OPTIONS if k in options}
+    unknown = set(options) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise SairbenchError(f"unknown training options {sorted(unknown)}; see `sairbench train --help`.")
+    hole = options.get("hole_fraction", 0.5)
+    if not 0.0 <= hole <= 1.0:
+        raise SairbenchError(f"--hole-fraction {hole}: give a share between 0 and 1.")
+    schedule = Schedule.preset(sched_kw.get("schedule", "tiny"), sched_kw.get("steps"), sched_kw.get("batch"),
+                               lr=sched_kw.get("lr"), lr_final=sched_kw.get("lr_final"))
+    options["out"] = str(options.get("out") or f"runs/{model}")
+    return TrainConfig(model=model, schedule=schedule, **options)

@@ -1,0 +1,159 @@
+"""The training loop: open the data, build the stage's model, resume or warm-start, step, save.
+
+Every random choice of step ``t`` (images, masks, query pixels) is drawn from a generator seeded
+with ``(seed, t)`` (``sairbench.train.batches``), so a run resumed from a checkpoint at step ``t``
+sees exactly the batches an uninterrupted run would, and reaches the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sairbench.checkpoint import git_commit, load_checkpoint, load_weights, save_checkpoint
+from sairbench.errors import SairbenchError
+from sairbench.train.batches import step_batches
+from sairbench.train.config import TrainConfig
+from sairbench.train.stages import build_for_training
+
+
+def load_init_weights(model, cfg: TrainConfig) -> None:
+    """Warm start: ``cfg.init``'s weights into ``model``; the checkpoint must hold the same model."""
+    init = load_checkpoint(cfg.init)
+    if init["model"]["name"] != cfg.model or init["model"].get("size") != cfg.size:
+        raise SairbenchError(f"{cfg.init}: holds '{init['model']['name']}' ({init['model'].get('size')}), not "
+                             f"'{cfg.model}' ({cfg.size}); pass --init a checkpoint of the model being trained.")
+    load_weights(model, init["model"]["sd"], cfg.init)
+
+
+def _dist_info() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=None,
+          stop_after: int | None = None) -> Path:
+    """Train ``cfg.model``; checkpoints go to ``cfg.out``/last.pt. Returns the checkpoint path.
+
+    ``model`` replaces the preset's model (same objective); ``stop_after`` ends this invocation
+    after that many steps with a checkpoint, as an interruption would (``--resume`` continues).
+    """
+    from sairbench.data import get_dataset
+    rank, world = _dist_info()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+        torch.distributed.init_process_group(backend)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    out = Path(cfg.out)
+    ckpt_path = out / "last.pt"
+
+    dataset = get_dataset(cfg.dataset, split="train", size=cfg.image_size, root=cfg.data_root, seed=cfg.seed)
+    steps_per_epoch = max(1, len(dataset) // cfg.schedule.batch)
+    if cfg.schedule.name == "paper" and not cfg.schedule.steps:
+        cfg.schedule.steps = (cfg.epochs or 200) * steps_per_epoch
+
+    torch.manual_seed(cfg.seed)
+    built, loss_fn = build_for_training(cfg, dataset)
+    model = model or built
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.schedule.lr, betas=(0.9, 0.999))
+    start, wall = 0, 0.0
+    history: list[dict[str, float]] = []
+    if resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["model"]["name"] != cfg.model or ckpt["model"]["size"] != cfg.size:
+            raise SairbenchError(f"{ckpt_path}: holds '{ckpt['model']['name']}' ({ckpt['model']['size']}), not "
+                                 f"'{cfg.model}' ({cfg.size}); pick another --out or drop --resume.")
+        load_weights(model, ckpt["model"]["sd"], str(ckpt_path))
+        opt.load_state_dict(ckpt["optimizer"])
+        start, wall, history = ckpt["step"], ckpt.get("wall_time_s", 0.0), ckpt.get("history", [])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+    elif not resume and ckpt_path.is_file():
+        raise SairbenchError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out "
+                             "(nothing was overwritten).")
+    elif cfg.init:
+        load_init_weights(model, cfg)
+
+    ddp_model = model
+    if world > 1 and cfg.model in ("semantic", "sir"):
+        raise SairbenchError(f"multi-process training covers the inpainting presets; train '{cfg.model}' in one process.")
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+    model.train()
+
+    def save(step: int, path: Path = ckpt_path) -> None:
+        if rank != 0:
+            return
+        payload = {
+            "model": {"name": cfg.model, "size": cfg.size, "args": model.spec, "sd": model.state_dict()},
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "wall_time_s": wall,
+            "rng": {"torch": torch.get_rng_state()},
+            "train": cfg.to_dict(),
+            "data": {"dataset": cfg.dataset, "image_size": cfg.image_size, "seed": cfg.seed,
+                     "masks": "sairbench.masks.sample_training_mask, seeded by (seed, step)"},
+            "history": history,
+            "provenance": {"command": " ".join(["sairbench"] + sys.argv[1:]) if sys.argv else "",
+                           "commit": git_commit(), "torch": str(torch.__version__), "world_size": world,
+                           "device": str(device)},
+        }
+        save_checkpoint(path, payload)
+
+    bar = _progress(progress and rank == 0)
+    log_lines = not bar.console.is_terminal  # a log file gets one JSON line per 50 steps
+    total = cfg.schedule.steps
+    with bar:
+        task = bar.add_task(f"train {cfg.model}", total=total, completed=start, loss=float("nan"), sps=0.0)
+        t_last, loss_acc, n_acc = time.perf_counter(), 0.0, 0
+        end = total if stop_after is None else min(total, start + stop_after)
+        batches = step_batches(dataset, cfg, start, end, rank, world)
+        for step in range(start, end):
+            t0 = time.perf_counter()
+            lr = cfg.schedule.lr_at(step, steps_per_epoch)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = [t.to(device, non_blocking=True) if t is not None else None for t in next(batches)]
+            loss = loss_fn(ddp_model if world > 1 else model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            wall += time.perf_counter() - t0
+            loss_acc += loss.item()
+            n_acc += 1
+            done = step + 1
+            if done % 50 == 0 or done == total:
+                now = time.perf_counter()
+                history.append({"step": done, "loss": loss_acc / n_acc, "lr": lr, "wall_time_s": wall})
+                bar.update(task, completed=done, loss=loss_acc / n_acc, sps=n_acc / max(now - t_last, 1e-9))
+                if rank == 0 and log_lines:
+                    print(json.dumps(history[-1]), flush=True)
+                t_last, loss_acc, n_acc = now, 0.0, 0
+            if done % cfg.save_every == 0 or done in (total, end):
+                save(done)
+            if cfg.keep_every and done % cfg.keep_every == 0 and rank == 0:
+                save(done, out / f"step_{done:06d}.pt")
+    if world > 1:
+        torch.distributed.barrier()
+    if start >= total and rank == 0 and not ckpt_path.is_file():
+        save(total)
+    return ckpt_path
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[sps]:.2f} it/s"),
+                    TimeRemainingColumn(), disable=not enabled, transient=False)

@@ -1,0 +1,167 @@
+"""Training stages: each builds its model and its loss ``loss(model, batch) -> scalar``.
+
+* ``semantic``: the in-domain semantic encoder; cross-entropy over cosine logits on clean images.
+* ``sir``: the semantic branch (frozen encoder + SIR), stage 1; SIR's embedding of the masked image
+  at the query pixels is pulled toward the encoder's embedding of the clean image (1 - cosine).
+* the colour stage of every registered preset: L1 on the query pixels' colours (stage 2 for the
+  semantic presets, with SIR frozen unless ``joint``).
+
+A batch is ``(image, mask, coord, cell, target, label)`` (see ``sairbench.train.batches``).
+Stages that build on another read its checkpoint through the one loader
+(``sairbench.checkpoint``), so sizes and encoders come from the checkpoint, never from defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from sairbench.checkpoint import load_checkpoint, load_model, load_weights, shipped_path
+from sairbench.errors import SairbenchError
+from sairbench.models import make
+from sairbench.preset import SIR, check_size
+from sairbench.train.config import TrainConfig
+
+Loss = Callable[[torch.nn.Module, list], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named training stage: ``build(cfg, dataset) -> (model, loss)``, its recipe and what it needs."""
+
+    name: str
+    build: Callable[[TrainConfig, Any], tuple[torch.nn.Module, Loss]]
+    description: str
+    recipe: dict[str, Any]
+
+
+def _checkpoint_or_shipped(path: str | None, stage: str) -> str:
+    if path is not None:
+        return path
+    shipped = shipped_path(stage)
+    if not shipped.is_file():
+        raise SairbenchError(f"no '{stage}' checkpoint: pass --{stage}-checkpoint (from `sairbench train {stage}`) "
+                             f"or ship {shipped.name}.")
+    return str(shipped)
+
+
+def build_semantic(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
+    if not dataset.classes:
+        raise SairbenchError(f"dataset '{cfg.dataset}' has no class labels; the semantic encoder needs a labelled dataset.")
+    width = 64 if cfg.size == "tiny" else 128
+    model = make({"name": "indomain-encoder", "args": {"classes": list(dataset.classes), "embed_dim": 64,
+                                                       "width": width, "name": f"indomain-{cfg.dataset}"}})
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.trainable = True
+
+    def loss(m, batch):
+        image, label = batch[0], batch[5]
+        if label is None:
+            raise SairbenchError(f"dataset '{cfg.dataset}' returned an image without labels.")
+        return F.cross_entropy(m.logits(m(image), image.shape[-2:]), label, ignore_index=255)
+
+    return model, loss
+
+
+EXTERNAL_ENCODERS = {"clip": {"name": "clip-dense", "args": {}}, "sam": {"name": "sam-encoder", "args": {}}}
+
+
+def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
+    from sairbench.models.sir import bilinear_points
+
+    trained_encoder = None
+    if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # open_clip / $SAIRBENCH_CLIP_WEIGHTS, $SAIRBENCH_SAM_CHECKPOINT
+        enc_spec = EXTERNAL_ENCODERS[cfg.semantic_encoder]
+    elif cfg.semantic_encoder == "indomain":
+        path = _checkpoint_or_shipped(cfg.semantic_checkpoint, "semantic")
+        trained_encoder = load_model(path, expect=("indomain-encoder",))
+        enc_spec = trained_encoder.spec
+    else:
+        raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use indomain, clip or sam.")
+    model = make({"name": "semantic-branch",
+                  "args": {"encoder": enc_spec, "filler": "sir", "sir": dict(SIR[cfg.size]), "train_sir": True}})
+    if hasattr(model.encoder, "spec_args"):  # SAM: record the encoder as built (size, weights digest)
+        model.spec["args"]["encoder"] = {"name": enc_spec["name"], "args": model.encoder.spec_args()}
+    if trained_encoder is not None:
+        model.encoder.load_state_dict(trained_encoder.state_dict())
+
+    def loss(m, batch):
+        image, mask, coord = batch[0], batch[1], batch[2]
+        state = m.gen_feat(image * (1 - mask), mask)
+        B, Q = coord.shape[:2]
+        bidx = torch.arange(B, device=coord.device).repeat_interleave(Q)
+        pred = m.query(state, coord.reshape(-1, 2), bidx)
+        with torch.no_grad():
+            target = bilinear_points(m.embed(image, None), coord.reshape(-1, 2), bidx)
+        return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+
+    return model, loss
+
+
+def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
+    """The colour stage of the registered preset ``cfg.model``."""
+    from sairbench.registry import get_spec
+
+    preset = get_spec(cfg.model).preset
+    if preset is None:
+        raise SairbenchError(f"'{cfg.model}' is not a trainable preset; train semantic, sir or an implicit preset "
+                             "(see `sairbench models`).")
+    if not preset.semantic:
+        model = preset.build(cfg.size)
+    else:
+        sir_path = _checkpoint_or_shipped(cfg.sir_checkpoint, "sir")
+        sir_ckpt = load_checkpoint(sir_path)
+        if sir_ckpt["model"]["args"].get("name") != "semantic-branch":
+            raise SairbenchError(f"{sir_path}: holds '{sir_ckpt['model'].get('name')}', not a SIR stage; "
+                                 "pass --sir-checkpoint a checkpoint of `sairbench train sir`.")
+        sir_size = sir_ckpt["model"].get("size")
+        if sir_size != cfg.size and preset.filler == "sir":
+            raise SairbenchError(f"{sir_path}: SIR was trained at size '{sir_size}' but '{cfg.model}' is asked at "
+                                 f"'{cfg.size}'; train SIR with --size {cfg.size} or drop --size.")
+        model = preset.build(sir_size if preset.filler == "sir" else cfg.size,
+                             encoder=sir_ckpt["model"]["args"]["args"]["encoder"])
+        sd = sir_ckpt["model"]["sd"]
+        if preset.filler == "sir":
+            load_weights(model.semantic, sd, sir_path)
+        else:  # NFS: only the encoder
+            model.semantic.encoder.load_state_dict({k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")})
+        model.semantic.set_sir_trainable(cfg.joint)
+
+    def loss(m, batch):
+        image, mask, coord, cell, target = batch[:5]
+        return F.l1_loss(m(image, mask, coord, cell, fast=cfg.fast), target)
+
+    return model, loss
+
+
+STAGES: dict[str, Stage] = {
+    "semantic": Stage("semantic", build_semantic, "in-domain semantic encoder (labelled dataset)",
+                      {"steps": 1000, "threads": 1}),
+    "sir": Stage("sir", build_sir, "SIR over a frozen semantic encoder (stage 1)",
+                 {"steps": 1500, "threads": 1, "semantic_checkpoint": "{semantic}"}),
+}
+
+
+def build_for_training(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
+    """The model ``cfg.model`` names (a stage or a preset) and its loss."""
+    check_size(cfg.size, f"training '{cfg.model}'")
+    stage = STAGES.get(cfg.model)
+    return stage.build(cfg, dataset) if stage is not None else build_colour(cfg, dataset)
+
+
+def recipe_of(name: str) -> dict[str, Any] | None:
+    """The recorded `sairbench train` options of stage or preset ``name`` (``liif@ft6000`` for a tagged one)."""
+    from sairbench.registry import get_spec, parse_name
+
+    if name in STAGES:
+        return dict(STAGES[name].recipe)
+    base, tag = parse_name(name)
+    preset = get_spec(base).preset
+    if preset is None:
+        return None
+    recipe = preset.recipes.get(tag or "")
+    return dict(recipe) if recipe is not None else None
