@@ -289,7 +289,8 @@ def _summarize(pairs, counts, variants, classes, seed: int) -> tuple[pd.DataFram
 def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: str | None = None, limit: int | None = None,
                    mask_dir: str | None = None, results_root: str | os.PathLike = "results", name: str | None = None,
                    resume: bool = False, device: str = "cpu", progress: bool = True,
-                   checkpoints: dict[str, str] | None = None, console=None) -> Path:
+                   checkpoints: dict[str, str] | None = None, console=None, models: list[str] | None = None,
+                   shard: tuple[int, int] = (0, 1)) -> Path:
     """Run the SIR mIoU probe of ``proto`` (kind "sir-miou") and write its results folder; returns it.
 
     Writes ``per_image.parquet`` (image, mask, bucket, ratio, model = variant, variant, pixel_acc,
@@ -300,6 +301,12 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
     """
     from sairbench.pairs import open_protocol_data
     from sairbench.runfolder import RunFolder
+
+    if tuple(shard) != (0, 1):
+        raise SairbenchError("the sir-miou probe runs in one process; drop --shard.")
+    if models and list(models) != ["sir"]:
+        raise SairbenchError(f"the sir-miou probe evaluates the SIR stage only, not {models}; drop --model "
+                             "(give another SIR with --checkpoint sir=PATH).")
 
     branch, ckpt, ckpt_path = load_semantic_branch(checkpoints)
     ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)

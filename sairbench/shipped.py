@@ -143,6 +143,11 @@ def write_checkpoints_doc(path: str | Path = Path(__file__).resolve().parents[1]
             "(`bench/train_shipped.py`, see docs/results.md), so their wall time (the sum of step times) is that "
             "of a shared card; the CPU runs shared 2 cores with other work. Each model's table (default run, "
             "ablations, mIoU probe) is in docs/results.md.\n\n"
+            "All files are in checkpoint format 2 (`{'model': {'name', 'size', 'args': {'name': part, 'args'}, "
+            "'sd'}}`, docs/design.md): they were converted once from format 1 by rewriting their metadata "
+            "(weights bit-identical; the default run's per-image table is unchanged). The recipes now live in the "
+            "preset rows (`baselines/presets.py`, stages as `liif@ft6000`) and the training stages; the *recipe* "
+            "column is the command recorded when each file was shipped.\n\n"
             "| file | recipe | command as run | steps | wall (min) | final loss | machine | commit | size |\n"
             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
     atomic_write_text(path, text)
