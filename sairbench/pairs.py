@@ -96,6 +96,9 @@ def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: s
                        limit: int | None = None, mask_dir: str | None = None) -> ProtocolData:
     """The dataset, masks and pairs of a protocol run; ``dataset``, ``data_root``, ``limit`` and
     ``mask_dir`` override the protocol's settings."""
+    from sairbench import validate
+
+    validate.positive("--limit", limit)
     ds_cfg = {k: v for k, v in asdict(proto.dataset).items() if v is not None}
     if dataset:
         ds_cfg["name"] = dataset

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from sairbench import validate
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path
 from sairbench.protocol import Protocol
@@ -318,7 +319,8 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
     variants = variant_names(branch)
 
     settings = {"protocol": proto.to_dict(), "dataset": ds_cfg, "masks": mask_desc, "checkpoint": ckpt_path}
-    folder = RunFolder.create(results_root, name or f"{proto.name}_{ds_cfg['name']}", settings, resume)
+    folder = RunFolder.create(results_root, validate.folder_name("--name", name or f"{proto.name}_{ds_cfg['name']}"),
+                              settings, resume)
     if resume and folder.is_finished():
         return folder.path
     t_start = time.perf_counter()

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
+from sairbench import validate
 from sairbench.errors import SairbenchError
 from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_model_for_run, model_info,
                                 score_items, select_models, sort_rows, summarize)
@@ -55,13 +55,14 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
     check_models(names, skipped, proto.name)
     settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
                 "checkpoints": checkpoints or {}}
-    folder = RunFolder.create(results_root, name or f"{proto.name}_{data.ds_cfg['name']}", settings, resume)
+    folder = RunFolder.create(results_root, validate.folder_name("--name", name or f"{proto.name}_{data.ds_cfg['name']}"),
+                              settings, resume or shard[1] > 1)  # the shards of one run share its folder
+    folder.record_skipped(skipped)
 
     metrics = list(proto.metrics.names)
     lpips_scorer = default_lpips_scorer(device) if "lpips" in metrics else None
     dev = torch.device(device)
     chunks = expected_parts(names, len(data.pairs))[shard[0]::shard[1]]
-    model_infos: dict[str, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=not progress, console=console) as bar:
         task = bar.add_task(f"{proto.name}: {len(names)} models x {len(data.pairs)} pairs", total=len(chunks))
@@ -75,7 +76,7 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                 model = load_model_for_run(model_name, checkpoints)
                 model.to(dev)
                 loaded[model_name] = model
-                model_infos[model_name] = model_info(model)
+                folder.record_model_info(model_name, model_info(model))
             bar.update(task, description=f"{proto.name}: {model_name}")
             torch.manual_seed(proto.seed)
             predict = ModelPredictions(loaded[model_name], data.dataset, data.masks, dev)
@@ -84,24 +85,26 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
             folder.write_part(model_name, c, df)
             bar.advance(task)
 
+    total_s = folder.add_elapsed(time.perf_counter() - t_start)
     if not set(expected_parts(names, len(data.pairs))) <= set(folder.parts()):
         return folder.path  # a shard: merge with `sairbench merge` once every shard is done
-    return finalize_run(folder, proto, names, data, skipped, model_infos, lpips_scorer, str(dev),
-                        elapsed_s=time.perf_counter() - t_start)
+    return finalize_run(folder, proto, names, data, lpips_scorer, str(dev), elapsed_s=total_s)
 
 
-def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: ProtocolData, skipped: dict[str, str],
-                 model_infos: dict[str, Any], lpips_scorer, device: str = "cpu", elapsed_s: float | None = None) -> Path:
-    """Merge the parts into per_image / summary and write meta.json. ``elapsed_s``: this invocation's time."""
+def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: ProtocolData, lpips_scorer,
+                 device: str = "cpu", elapsed_s: float | None = None) -> Path:
+    """Merge the parts into per_image / summary and write meta.json (what every invocation recorded:
+    model information, skipped models; ``elapsed_s``: the time of every invocation, summed)."""
     from sairbench.metrics import conventions_dict
 
     metrics = list(proto.metrics.names)
-    parts = [p for (m, c), p in sorted(folder.parts().items()) if m in names]
-    per_image = sort_rows(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True), names)
+    per_image = sort_rows(folder.read_parts(expected_parts(names, len(data.pairs))), names)
+    infos = folder.model_infos()
+    model_infos = {m: infos.get(m) for m in names}
     folder.write_tables(per_image, summarize(per_image, metrics))
     meta = {
         "protocol": proto.name, "protocol_file": proto.source, "seed": proto.seed,
-        "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names, "skipped_models": skipped,
+        "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names, "skipped_models": folder.skipped(),
         "model_info": model_infos,
         "semantic_encoder": {m: (i or {}).get("semantic_encoder") for m, i in model_infos.items()},
         "conventions": conventions_dict(proto.metrics.ssim), "lpips": lpips_status(lpips_scorer),
@@ -191,13 +194,16 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
         if not dst.is_file():
             with atomic_path(dst) as tmp:
                 shutil.copyfile(found[key], tmp)
-    model_infos: dict[str, Any] = {}
-    for m in first.names:  # what the shards knew but did not record in run.json
-        try:
-            model_infos[m] = model_info(load_model_for_run(m, first.checkpoints))
-        except Exception as exc:  # the shards ran elsewhere: keep merging, say so
-            model_infos[m] = {"class": None, "note": f"not loadable where merged ({type(exc).__name__})"}
-    _, skipped = select_models(first.proto.models.names, first.checkpoints)
-    skipped = {k: v for k, v in skipped.items() if k not in first.names}
+    known = first.folder.model_infos()
+    for d in dirs[1:]:  # shards in folders of their own recorded their models there
+        known = {**RunFolder.open(d).model_infos(), **known}
+    for m in first.names:
+        if m not in known:  # no shard recorded it (runs older than model_info.json): load it here
+            try:
+                known[m] = model_info(load_model_for_run(m, first.checkpoints))
+            except Exception as exc:  # the shards ran elsewhere: keep merging, say so
+                known[m] = {"class": None, "note": f"not loadable where merged ({type(exc).__name__})"}
+        first.folder.record_model_info(m, known[m])
+    total = sum(sum(RunFolder.open(d)._read_json("elapsed.json", [])) for d in dict.fromkeys(dirs))
     lpips_scorer = default_lpips_scorer(device) if "lpips" in first.proto.metrics.names else None
-    return finalize_run(first.folder, first.proto, first.names, first.data, skipped, model_infos, lpips_scorer, device)
+    return finalize_run(first.folder, first.proto, first.names, first.data, lpips_scorer, device, elapsed_s=total or None)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,19 @@ class RunFolder:
         return self.path / "parts" / model / f"{first_pair:06d}.parquet"
 
     def has_part(self, model: str, first_pair: int) -> bool:
-        return self.part_path(model, first_pair).is_file()
+        """True for a readable part file; a damaged one is named, removed and so recomputed."""
+        path = self.part_path(model, first_pair)
+        if not path.is_file():
+            return False
+        try:
+            import pyarrow.parquet as pq
+
+            pq.read_metadata(path)
+            return True
+        except Exception as exc:  # truncated or overwritten by hand
+            warnings.warn(f"{path}: damaged part file ({type(exc).__name__}); recomputing it.", stacklevel=2)
+            path.unlink()
+            return False
 
     def write_part(self, model: str, first_pair: int, rows: pd.DataFrame) -> None:
         write_parquet(rows, self.part_path(model, first_pair))
@@ -121,6 +134,47 @@ class RunFolder:
             except ValueError:
                 continue
         return found
+
+    def read_parts(self, keys) -> pd.DataFrame:
+        """The rows of the part files ``keys`` [(model, first pair)], in that order; a damaged one is named."""
+        frames = []
+        for key in keys:
+            path = self.part_path(*key)
+            try:
+                frames.append(pd.read_parquet(path))
+            except Exception as exc:
+                raise SairbenchError(f"{path}: damaged part file ({type(exc).__name__}); delete it and rerun with "
+                                     "--resume to recompute it.") from None
+        return pd.concat(frames, ignore_index=True)
+
+    # -- what every invocation adds -------------------------------------------------------------
+    def _read_json(self, name: str, default):
+        path = self.path / name
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else default
+        except (OSError, ValueError):
+            return default
+
+    def record_model_info(self, model: str, info: dict[str, Any]) -> None:
+        """Keep what meta.json says of ``model`` (written when it is loaded, read at the end)."""
+        infos = self._read_json("model_info.json", {})
+        infos[model] = info
+        atomic_write_text(self.path / "model_info.json", json.dumps(infos, indent=2, default=str))
+
+    def model_infos(self) -> dict[str, Any]:
+        return self._read_json("model_info.json", {})
+
+    def record_skipped(self, skipped: dict[str, str]) -> None:
+        atomic_write_text(self.path / "skipped.json", json.dumps(skipped, indent=2))
+
+    def skipped(self) -> dict[str, str]:
+        return self._read_json("skipped.json", {})
+
+    def add_elapsed(self, seconds: float) -> float:
+        """Add one invocation's time; returns the total over every invocation of this run."""
+        times = self._read_json("elapsed.json", []) + [round(float(seconds), 3)]
+        atomic_write_text(self.path / "elapsed.json", json.dumps(times))
+        return float(sum(times))
 
     # -- results -------------------------------------------------------------------------------
     def write_tables(self, per_image: pd.DataFrame, summary: pd.DataFrame) -> None:

@@ -204,12 +204,12 @@ def _rows(run):
 def test_shards_in_one_folder_give_the_unsharded_rows(tmp_path, proto):
     res = tmp_path / "results"
     invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "full"])
-    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "sh", "--shard", "0/2"])
+    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "sh", "--shard", "1/2"])
     assert not (res / "sh" / "per_image.parquet").exists()
     with pytest.raises(SairbenchError) as err:
         invoke(["merge", str(res / "sh")])
     assert "1 of 2 chunks missing" in str(err.value) and "navier-stokes/000000" in str(err.value)
-    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "sh", "--shard", "1/2", "--resume"])
+    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "sh", "--shard", "2/2"])  # same folder, no --resume needed
     pd.testing.assert_frame_equal(_rows(res / "sh"), _rows(res / "full"))
     (res / "sh" / "per_image.parquet").unlink()
     invoke(["merge", str(res / "sh")])
@@ -222,12 +222,12 @@ def test_shards_in_one_folder_give_the_unsharded_rows(tmp_path, proto):
 def test_shards_in_separate_folders_merge(tmp_path, proto):
     res = tmp_path / "results"
     invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "full"])
-    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "p0", "--shard", "0/2"])
-    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "p1", "--shard", "1/2"])
+    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "p0", "--shard", "1/2"])
+    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "p1", "--shard", "2/2"])
     invoke(["merge", str(res / "p0"), str(res / "p1")])
     pd.testing.assert_frame_equal(_rows(res / "p0"), _rows(res / "full"))
     # shards of another run (other options) are refused
-    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "q1", "--shard", "1/2", "--limit", "2"])
+    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "q1", "--shard", "2/2", "--limit", "2"])
     with pytest.raises(SairbenchError, match="fingerprint"):
         invoke(["merge", str(res / "p0"), str(res / "q1")])
     with pytest.raises(SairbenchError, match="run.json"):

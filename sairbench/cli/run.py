@@ -21,6 +21,19 @@ EVAL_HELP = (
 )
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'i/n'`` with 1 <= i <= n (1-based, like Jest and Playwright) -> (i, n)."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SairbenchError(f"--shard '{text}' is not i/n (e.g. 1/2 and 2/2 for two shards).") from None
+    if i == 0 and n > 0:
+        raise SairbenchError(f"--shard {text}: shards are numbered from 1; use 1/{n} .. {n}/{n}.")
+    if not 1 <= i <= n:
+        raise SairbenchError(f"--shard '{text}' needs 1 <= i <= n (e.g. 1/2 and 2/2 for two shards).")
+    return i, n
+
+
 @app.command()
 def run(
     protocol: str = typer.Option("liu2018-masks", help="protocol name (protocols/NAME.toml) or path"),
@@ -32,7 +45,7 @@ def run(
     name: Optional[str] = typer.Option(None, help="results folder name under results/"),
     results: str = typer.Option("results", help="results root folder"),
     resume: bool = typer.Option(False, help="continue an interrupted run of the same name, skipping finished rows"),
-    shard: str = typer.Option("0/1", help="i/n: run the i-th of n shards (merge with `sairbench merge`)"),
+    shard: str = typer.Option("1/1", help="i/n: run the i-th of n shards, 1-based; shards of one run share its folder"),
     train_missing: bool = typer.Option(False, help="train models whose checkpoint is missing, with the recorded commands"),
     checkpoint: Optional[List[str]] = typer.Option(None, help="NAME=PATH: evaluate model NAME from this checkpoint; "
                                                    "NAME may be a variant like sair@step1500 (repeatable)"),
@@ -42,12 +55,11 @@ def run(
     from sairbench.run import run_protocol
     from sairbench.protocol import load_protocol
 
+    from sairbench import validate
+
     proto = load_protocol(protocol)
-    try:
-        i, n = (int(v) for v in shard.split("/"))
-        assert 0 <= i < n
-    except (ValueError, AssertionError):
-        raise SairbenchError(f"--shard '{shard}' is not i/n with 0 <= i < n (e.g. 0/2).") from None
+    validate.device(device)
+    i, n = parse_shard(shard)
     checkpoints: dict[str, str] = {}
     if train_missing:
         from sairbench.shipped import train_missing_models
@@ -59,7 +71,7 @@ def run(
             raise SairbenchError(f"--checkpoint '{item}' is not NAME=PATH of an existing file (e.g. sair=runs/sair/last.pt).")
         checkpoints[key] = path
     out = run_protocol(proto, dataset=dataset, data_root=data_root, models=model, limit=limit, mask_dir=mask_dir,
-                       results_root=results, name=name, resume=resume, device=device, shard=(i, n),
+                       results_root=results, name=name, resume=resume, device=device, shard=(i - 1, n),
                        checkpoints=checkpoints or None, console=console)
     if (out / "summary.csv").is_file():
         print_summary(out, f"{proto.name} — {out}")
@@ -69,7 +81,8 @@ def run(
         if meta.get("skipped_models"):
             console.print(f"skipped (not available here): {', '.join(meta['skipped_models'])}")
     else:
-        console.print(f"shard {shard} written to {out}; run the other shards, then `sairbench merge {out}`.")
+        console.print(f"shard {i}/{n} written to {out}; run the other shards with the same options (they share "
+                      f"this folder; the last one to finish writes the tables), or `sairbench merge {out}`.")
 
 
 @app.command("eval", help=EVAL_HELP)

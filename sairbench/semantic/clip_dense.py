@@ -46,6 +46,7 @@ from sairbench.semantic.base import SemanticEncoder, check_image
 from sairbench.semantic.text import build_prompts
 
 ENV_CLIP_WEIGHTS = "SAIRBENCH_CLIP_WEIGHTS"
+ENV_ALLOW_TORCHSCRIPT = "SAIRBENCH_ALLOW_TORCHSCRIPT"  # "1": trust a TorchScript CLIP archive (it can run code)
 DEFAULT_TAG = "openai"
 
 
@@ -212,9 +213,17 @@ class DenseCLIPEncoder(SemanticEncoder):
         qg = default_qg if quick_gelu is None else quick_gelu
         try:
             # strict load of a state dict (open_clip converts OpenAI / timm key layouts)
-            weights_only = not _is_torchscript_archive(path)  # OpenAI's .pt: torch.jit.load
+            torchscript = _is_torchscript_archive(path)  # OpenAI's original .pt: torch.jit.load runs its code
+            if torchscript and os.environ.get(ENV_ALLOW_TORCHSCRIPT) != "1":
+                raise SairbenchError(
+                    f"CLIP weights file {source} is a TorchScript archive, which runs code when loaded; convert it "
+                    "once to a state dict (python -c \"import torch; torch.save(torch.jit.load('ViT-B-16.pt', "
+                    "map_location='cpu').state_dict(), 'ViT-B-16-sd.pt')\") and pass that file, or set "
+                    f"{ENV_ALLOW_TORCHSCRIPT}=1 if you trust this file")
             model = oc.create_model(model_name, pretrained=path, force_quick_gelu=qg, device="cpu",
-                                    weights_only=weights_only)
+                                    weights_only=not torchscript)
+        except SairbenchError:
+            raise
         except Exception as e:
             reason = " ".join(str(e).split())[:300]
             raise SairbenchError(

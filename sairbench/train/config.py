@@ -25,10 +25,10 @@ class Schedule:
         """``lr``/``lr_final`` override the preset's rates (``paper`` has no final rate: it halves)."""
         if name == "paper":
             lr = 1e-4 if lr is None else lr
-            s = cls("paper", lr=lr, lr_final=lr, steps=steps or 0, batch=batch or 16)
+            s = cls("paper", lr=lr, lr_final=lr, steps=0 if steps is None else steps, batch=16 if batch is None else batch)
         elif name == "tiny":
             s = cls("tiny", lr=1e-3 if lr is None else lr, lr_final=1e-4 if lr_final is None else lr_final,
-                    steps=steps or 6000, batch=batch or 16)
+                    steps=6000 if steps is None else steps, batch=16 if batch is None else batch)
         else:
             raise SairbenchError(f"unknown schedule '{name}'; use 'tiny' or 'paper'.")
         return s
@@ -78,7 +78,22 @@ def make_config(model: str, **options: Any) -> TrainConfig:
     ``schedule``, ``steps``, ``batch``, ``lr`` and ``lr_final`` make the Schedule; every other
     option is a TrainConfig field. ``out`` defaults to ``runs/<model>``.
     """
+    from sairbench import validate
+
     sched_kw = {k: options.pop(k) for k in SCHEDULE_OPTIONS if k in options}
+    validate.positive("--steps", sched_kw.get("steps"))
+    validate.positive("--batch", sched_kw.get("batch"))
+    for key in ("queries", "save_every", "image_size"):
+        validate.positive("--" + key.replace("_", "-"), options.get(key))
+    for key in ("keep_every", "epochs", "threads"):
+        validate.positive("--" + key.replace("_", "-"), options.get(key))
+    validate.non_negative("--workers", options.get("workers", 0))
+    for key in ("lr", "lr_final"):
+        value = sched_kw.get(key)
+        if value is not None and not value > 0:
+            raise SairbenchError(f"--{key.replace('_', '-')} {value}: give a positive learning rate.")
+    if "device" in options:
+        validate.device(options["device"])
     unknown = set(options) - set(TrainConfig.__dataclass_fields__)
     if unknown:
         raise SairbenchError(f"unknown training options {sorted(unknown)}; see `sairbench train --help`.")

@@ -22,6 +22,28 @@ from sairbench.train.config import TrainConfig
 from sairbench.train.stages import build_for_training
 
 
+def newest_snapshot(out: Path) -> tuple[dict, Path]:
+    """The readable checkpoint of the highest step among ``out``/last.pt and ``out``/step_*.pt.
+
+    Damaged files are skipped (and named if nothing else is left); no snapshot at all is a one-line error.
+    """
+    found, damaged = [], []
+    for path in [out / "last.pt", *sorted(out.glob("step_*.pt"))]:
+        if not path.is_file():
+            continue
+        try:
+            ckpt = load_checkpoint(path)
+            found.append((int(ckpt["step"]), path, ckpt))
+        except (SairbenchError, KeyError, TypeError, ValueError):
+            damaged.append(path.name)
+    if not found:
+        extra = f" (unreadable: {', '.join(damaged)})" if damaged else ""
+        raise SairbenchError(f"{out}: no checkpoint to resume (last.pt or step_*.pt){extra}; drop --resume to start "
+                             "from step 0.")
+    step, path, ckpt = max(found, key=lambda t: t[0])
+    return ckpt, path
+
+
 def load_init_weights(model, cfg: TrainConfig) -> None:
     """Warm start: ``cfg.init``'s weights into ``model``; the checkpoint must hold the same model."""
     init = load_checkpoint(cfg.init)
@@ -70,12 +92,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     opt = torch.optim.Adam(params, lr=cfg.schedule.lr, betas=(0.9, 0.999))
     start, wall = 0, 0.0
     history: list[dict[str, float]] = []
-    if resume and ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path)
+    if resume:
+        ckpt, found = newest_snapshot(out)
         if ckpt["model"]["name"] != cfg.model or ckpt["model"]["size"] != cfg.size:
-            raise SairbenchError(f"{ckpt_path}: holds '{ckpt['model']['name']}' ({ckpt['model']['size']}), not "
+            raise SairbenchError(f"{found}: holds '{ckpt['model']['name']}' ({ckpt['model']['size']}), not "
                                  f"'{cfg.model}' ({cfg.size}); pick another --out or drop --resume.")
-        load_weights(model, ckpt["model"]["sd"], str(ckpt_path))
+        load_weights(model, ckpt["model"]["sd"], str(found))
         opt.load_state_dict(ckpt["optimizer"])
         start, wall, history = ckpt["step"], ckpt.get("wall_time_s", 0.0), ckpt.get("history", [])
         torch.set_rng_state(ckpt["rng"]["torch"])
