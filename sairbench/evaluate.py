@@ -10,6 +10,7 @@ same batches whatever the source.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -124,14 +125,23 @@ def load_model_for_run(name: str, checkpoints: dict[str, str] | None = None):
     return create_model(name)
 
 
-def model_info(model) -> dict[str, Any]:
-    """What meta.json records about a model: class, checkpoint step/size/training data, commit, encoder."""
+def model_info(model, evaluated_at: int | None = None) -> dict[str, Any]:
+    """What meta.json records about a model: class, checkpoint step/size/training data, commit, encoder.
+
+    With ``evaluated_at`` (the evaluation image size), a model trained at another image size is
+    recorded (``size_mismatch``) and announced in one warning line."""
     info: dict[str, Any] = {"class": type(model).__name__}
     ck = getattr(model, "checkpoint_info", None)
     if ck:
         info.update({"checkpoint_step": ck.get("step"), "size": ck["model"].get("size"),
                      "train": {k: ck.get("train", {}).get(k) for k in ("dataset", "image_size", "seed")},
                      "commit": ck.get("provenance", {}).get("commit")})
+        trained = info["train"].get("image_size")
+        if evaluated_at is not None and trained is not None and int(trained) != int(evaluated_at):
+            info["size_mismatch"] = {"trained_at": int(trained), "evaluated_at": int(evaluated_at)}
+            warnings.warn(f"model '{getattr(model, 'name', '?')}' was trained on {trained}x{trained} images of "
+                          f"'{info['train'].get('dataset')}' and is evaluated at {evaluated_at}x{evaluated_at}.",
+                          stacklevel=2)
     sem = getattr(model, "semantic", None)
     info["semantic_encoder"] = getattr(sem, "encoder_name", None) if sem is not None else None
     return info

@@ -85,29 +85,44 @@ def build_pairs(dataset, masks) -> list[Pair]:
 
 
 def open_dataset(ds_cfg: dict[str, Any], seed: int):
-    """The evaluation dataset that ``ds_cfg`` (a protocol's dataset section as a dict) describes."""
+    """The evaluation dataset that ``ds_cfg`` (see :func:`dataset_settings`) describes."""
     from sairbench.data import get_dataset
 
-    return get_dataset(ds_cfg["name"], split=ds_cfg.get("split") or "test", size=int(ds_cfg.get("size") or 64),
-                       root=ds_cfg.get("root"), limit=ds_cfg.get("limit"), seed=seed)
+    return get_dataset(ds_cfg["name"], split=ds_cfg.get("split") or "test", size=int(ds_cfg["size"]),
+                       root=ds_cfg.get("root"), limit=ds_cfg.get("limit"), seed=seed,
+                       fit=ds_cfg.get("fit") or "center-crop")
+
+
+def dataset_settings(proto: Protocol, **overrides: Any) -> dict[str, Any]:
+    """The dataset settings of a run: the dataset's own protocol defaults (size, limit, fit), then
+    the protocol file's, then ``overrides`` (name, root, size, limit, fit; None = not given).
+    ``defaults_from`` says which keys came from the dataset."""
+    from sairbench import validate
+    from sairbench.data import protocol_defaults
+
+    validate.positive("--limit", overrides.get("limit"))
+    validate.positive("--size", overrides.get("size"))
+    given = {k: v for k, v in asdict(proto.dataset).items() if v is not None}
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    defaults = protocol_defaults(given["name"])
+    cfg = {**defaults, **given}
+    cfg["defaults_from"] = {k: "dataset" for k in defaults if k not in given}
+    return cfg
 
 
 def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: str | None = None,
-                       limit: int | None = None, mask_dir: str | None = None) -> ProtocolData:
-    """The dataset, masks and pairs of a protocol run; ``dataset``, ``data_root``, ``limit`` and
-    ``mask_dir`` override the protocol's settings."""
+                       limit: int | None = None, mask_dir: str | None = None, size: int | None = None,
+                       fit: str | None = None, per_bucket: int | None = None) -> ProtocolData:
+    """The dataset, masks and pairs of a protocol run; the keyword arguments override the
+    protocol's (and the dataset's) settings."""
     from sairbench import validate
 
-    validate.positive("--limit", limit)
-    ds_cfg = {k: v for k, v in asdict(proto.dataset).items() if v is not None}
-    if dataset:
-        ds_cfg["name"] = dataset
-    if limit is not None:
-        ds_cfg["limit"] = limit
-    if data_root:
-        ds_cfg["root"] = data_root
+    ds_cfg = dataset_settings(proto, name=dataset, root=data_root, limit=limit, size=size, fit=fit)
+    if per_bucket is not None:
+        proto.masks.per_bucket = validate.positive("--per-bucket", per_bucket)
     ds = open_dataset(ds_cfg, proto.seed)
     if len(ds) == 0:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
-    masks, mask_desc = build_masks(proto, int(ds_cfg.get("size", 64)), mask_dir)
+    ds_cfg["images"] = len(ds)
+    masks, mask_desc = build_masks(proto, int(ds_cfg["size"]), mask_dir)
     return ProtocolData(ds_cfg, ds, masks, mask_desc, build_pairs(ds, masks))

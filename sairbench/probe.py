@@ -291,7 +291,8 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
                    mask_dir: str | None = None, results_root: str | os.PathLike = "results", name: str | None = None,
                    resume: bool = False, device: str = "cpu", progress: bool = True,
                    checkpoints: dict[str, str] | None = None, console=None, models: list[str] | None = None,
-                   shard: tuple[int, int] = (0, 1)) -> Path:
+                   shard: tuple[int, int] = (0, 1), size: int | None = None, fit: str | None = None,
+                   per_bucket: int | None = None) -> Path:
     """Run the SIR mIoU probe of ``proto`` (kind "sir-miou") and write its results folder; returns it.
 
     Writes ``per_image.parquet`` (image, mask, bucket, ratio, model = variant, variant, pixel_acc,
@@ -310,7 +311,8 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
                              "(give another SIR with --checkpoint sir=PATH).")
 
     branch, ckpt, ckpt_path = load_semantic_branch(checkpoints)
-    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
+    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size,
+                                                             fit=fit, per_bucket=per_bucket)
     classes = list(getattr(ds, "classes", []) or [])
     if not classes:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no class labels; the mIoU probe needs a labelled dataset "

@@ -43,10 +43,14 @@ class _Section:
 
 @dataclass
 class DatasetSection(_Section):
+    """Unset size, limit and fit come from the dataset (``sairbench.data.PROTOCOL_DEFAULTS``):
+    the built-in data 64x64 / 100 images, CelebA-HQ and ADE20K 256x256 / the whole test split."""
+
     name: str = "synthetic-faces"
     split: str = "test"
-    size: int = 64
-    limit: int | None = 100
+    size: int | None = None
+    limit: int | None = None
+    fit: str | None = None
     root: str | None = None
 
 

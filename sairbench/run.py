@@ -43,14 +43,17 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                    models: list[str] | None = None, limit: int | None = None, mask_dir: str | None = None,
                    results_root: str | os.PathLike = "results", name: str | None = None, resume: bool = False,
                    device: str = "cpu", progress: bool = True, checkpoints: dict[str, str] | None = None,
-                   shard: tuple[int, int] = (0, 1), console=None) -> Path:
-    """Every model x pair of an inpainting protocol (a shard of them with ``shard`` = (i, n))."""
+                   shard: tuple[int, int] = (0, 1), console=None, size: int | None = None, fit: str | None = None,
+                   per_bucket: int | None = None) -> Path:
+    """Every model x pair of an inpainting protocol (a shard of them with ``shard`` = (i, n), 0-based).
+
+    ``size``, ``fit``, ``limit`` and ``per_bucket`` override the protocol's and the dataset's defaults."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sairbench.metrics import default_lpips_scorer
 
     t_start = time.perf_counter()
-    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
+    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size, fit=fit, per_bucket=per_bucket)
     names, skipped = select_models(models or proto.models.names, checkpoints)
     check_models(names, skipped, proto.name)
     settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
@@ -76,7 +79,7 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                 model = load_model_for_run(model_name, checkpoints)
                 model.to(dev)
                 loaded[model_name] = model
-                folder.record_model_info(model_name, model_info(model))
+                folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"])))
             bar.update(task, description=f"{proto.name}: {model_name}")
             torch.manual_seed(proto.seed)
             predict = ModelPredictions(loaded[model_name], data.dataset, data.masks, dev)

@@ -257,5 +257,8 @@ def test_ablations_protocol_loads():
 
     p = load_protocol("ablations")
     assert p.models["names"] == ["sair", "nfs", "ous", "sam-encoder", "edsr-wo", "edsr-w", "lte", "semlte", "liif"]
-    assert p.dataset["name"] == "synthetic-faces" and p.dataset["size"] == 64 and p.dataset["limit"] == 100
+    from sairbench.pairs import dataset_settings
+
+    assert p.dataset["name"] == "synthetic-faces" and p.dataset.size is None  # the dataset's defaults:
+    assert dataset_settings(p)["size"] == 64 and dataset_settings(p)["limit"] == 100
     assert p.metrics["names"] == METRICS

@@ -195,5 +195,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
 def test_protocol_file():
     proto = load_protocol("sir-miou")
     assert proto.kind == "sir-miou"
-    assert proto.dataset["name"] == "synthetic-faces" and proto.dataset["limit"] == 100
+    from sairbench.pairs import dataset_settings
+
+    assert proto.dataset["name"] == "synthetic-faces" and dataset_settings(proto)["limit"] == 100
     assert proto.models["names"] == ["sir"] and proto.metrics["names"] == ["miou"]

@@ -40,7 +40,10 @@ def run(
     dataset: Optional[str] = typer.Option(None, help="override the protocol's dataset (synthetic-faces, celeba-hq, ade20k, folder, photos)"),
     data_root: Optional[str] = typer.Option(None, help="dataset folder in its official layout"),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="models to run (repeatable); default: the protocol's"),
-    limit: Optional[int] = typer.Option(None, help="number of images"),
+    limit: Optional[int] = typer.Option(None, help="number of test images (default: the dataset's: 100 built-in, the whole test split of celeba-hq/ade20k)"),
+    size: Optional[int] = typer.Option(None, help="evaluation size (default: the dataset's: 64 built-in, 256 celeba-hq/ade20k)"),
+    per_bucket: Optional[int] = typer.Option(None, help="masks per hole-ratio bucket (default: the protocol's)"),
+    fit: Optional[str] = typer.Option(None, help="non-square images: center-crop or resize (default: the dataset's)"),
     mask_dir: Optional[str] = typer.Option(None, help="Liu et al. 2018 irregular mask folder"),
     name: Optional[str] = typer.Option(None, help="results folder name under results/"),
     results: str = typer.Option("results", help="results root folder"),
@@ -72,6 +75,7 @@ def run(
         checkpoints[key] = path
     out = run_protocol(proto, dataset=dataset, data_root=data_root, models=model, limit=limit, mask_dir=mask_dir,
                        results_root=results, name=name, resume=resume, device=device, shard=(i - 1, n),
+                       size=size, fit=fit, per_bucket=per_bucket,
                        checkpoints=checkpoints or None, console=console)
     if (out / "summary.csv").is_file():
         print_summary(out, f"{proto.name} — {out}")

@@ -8,12 +8,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sairbench.data.base import DATA_ROOT_ENV, ImageDataset, Sample, default_root
+from sairbench.data.base import DATA_ROOT_ENV, FITS, ImageDataset, Sample, check_fit, default_root
 from sairbench.data.classes import ADE20K_CLASSES, CELEBAMASK_CLASSES, IGNORE_INDEX
 from sairbench.errors import SairbenchError
 
 DATASET_NAMES: tuple[str, ...] = ("synthetic-faces", "celeba-hq", "ade20k", "folder", "photos")
 DEFAULT_DATASET = "synthetic-faces"
+
+# The protocol belongs to the data: each dataset's evaluation size, number of test images (None =
+# the whole test split) and fit policy, used unless a protocol file or `sairbench run` overrides them.
+PROTOCOL_DEFAULTS: dict[str, dict] = {
+    "synthetic-faces": {"size": 64, "limit": 100, "fit": "center-crop"},  # procedural faces are square
+    "celeba-hq": {"size": 256, "limit": None, "fit": "center-crop"},  # the paper: 256x256, all 5,000 test images
+    "ade20k": {"size": 256, "limit": None, "fit": "center-crop"},  # the paper: 256x256, the 2,000 validation images
+    "folder": {"size": 256, "limit": None, "fit": "center-crop"},
+    "photos": {"size": 256, "limit": None, "fit": "center-crop"},
+}
+
+
+def protocol_defaults(name: str) -> dict:
+    """The evaluation defaults of dataset ``name`` (size, limit, fit); see ``PROTOCOL_DEFAULTS``."""
+    if name not in PROTOCOL_DEFAULTS:
+        raise SairbenchError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}.")
+    return dict(PROTOCOL_DEFAULTS[name])
 
 
 def get_dataset(
@@ -23,6 +40,7 @@ def get_dataset(
     root: str | os.PathLike | None = None,
     limit: int | None = None,
     seed: int = 0,
+    fit: str = "center-crop",
     **options,
 ) -> ImageDataset:
     """Open dataset ``name`` (one of ``DATASET_NAMES``) at ``size`` x ``size``.
@@ -30,9 +48,17 @@ def get_dataset(
     ``root``: the dataset folder; None -> ``$SAIRBENCH_DATA_ROOT/<official folder name>``
     (CelebAMask-HQ, ADEChallengeData2016); required for "folder"; unused by the built-ins.
     ``limit``: keep the first ``limit`` samples of the split. ``seed``: synthetic-faces only.
+    ``fit``: how a non-square image becomes ``size`` x ``size`` (``sairbench.data.base.FITS``).
     ``options``: "folder" takes ``label_root`` and ``classes``; "synthetic-faces" takes ``length``
     and ``cache_size``.
     """
+    check_fit(fit)
+    dataset = _open(name, split, size, root, limit, seed, options)
+    dataset.fit = fit
+    return dataset
+
+
+def _open(name, split, size, root, limit, seed, options) -> ImageDataset:
     if name == "synthetic-faces":
         from sairbench.data.synthetic_faces import SyntheticFaces
 
@@ -73,8 +99,11 @@ __all__ = [
     "CELEBAMASK_CLASSES",
     "DATASET_NAMES",
     "DATA_ROOT_ENV",
+    "FITS",
+    "PROTOCOL_DEFAULTS",
     "IGNORE_INDEX",
     "ImageDataset",
     "Sample",
     "get_dataset",
+    "protocol_defaults",
 ]

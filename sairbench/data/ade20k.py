@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sairbench.data.base import ImageDataset, Sample, apply_limit, check_label_matches, list_images, make_sample, read_label
+from sairbench.data.base import ImageDataset, Sample, apply_limit, check_label_matches, list_images, read_label
 from sairbench.data.classes import ADE20K_CLASSES, IGNORE_INDEX
 from sairbench.errors import SairbenchError
 from sairbench.io import read_image
@@ -60,4 +60,4 @@ class ADE20K(ImageDataset):
         image = read_image(img_path)
         label = reduce_zero_label(read_label(ann_path))
         check_label_matches(label, image, ann_path, img_path)
-        return make_sample(img_path.stem, image, label, self.size)
+        return self.make_sample(img_path.stem, image, label)

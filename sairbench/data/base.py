@@ -64,6 +64,12 @@ class ImageDataset:
     def __getitem__(self, i: int) -> Sample:
         return self._load(self._index(i))
 
+    fit: str = "center-crop"  # how a non-square image becomes size x size: see FITS
+
+    def make_sample(self, name: str, image: np.ndarray, label: np.ndarray | None) -> Sample:
+        """A Sample at ``self.size`` x ``self.size`` under this dataset's ``fit`` policy."""
+        return make_sample(name, image, label, self.size, self.fit)
+
     def sample_name(self, i: int) -> str:
         """``self[i].name`` without reading or drawing the image."""
         return self._name(self._index(i))
@@ -92,21 +98,37 @@ def center_square(array: np.ndarray) -> np.ndarray:
     return array[top : top + s, left : left + s]
 
 
-def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (H, W, 3) -> centre-cropped uint8 (size, size, 3): area when shrinking, bicubic when enlarging."""
-    sq = center_square(image)
-    if sq.shape[0] == size:
+FITS = {
+    "center-crop": "the centre square (side min(H, W)) resized to size x size; a non-square image loses its sides",
+    "resize": "the whole image resized to size x size; a non-square image is stretched",
+}
+
+
+def check_fit(fit: str) -> str:
+    if fit not in FITS:
+        raise SairbenchError(f"fit {fit!r}: use one of {', '.join(FITS)} (how a non-square image is brought to size).")
+    return fit
+
+
+def _fitted(array: np.ndarray, fit: str) -> np.ndarray:
+    return center_square(array) if fit == "center-crop" else array
+
+
+def resize_image(image: np.ndarray, size: int, fit: str = "center-crop") -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (size, size, 3) under ``fit`` (FITS): area when shrinking, bicubic when enlarging."""
+    sq = _fitted(image, fit)
+    if sq.shape[:2] == (size, size):
         return np.ascontiguousarray(sq)
-    interp = cv2.INTER_AREA if sq.shape[0] > size else cv2.INTER_CUBIC
+    interp = cv2.INTER_AREA if min(sq.shape[:2]) > size else cv2.INTER_CUBIC
     return cv2.resize(np.ascontiguousarray(sq), (size, size), interpolation=interp)
 
 
-def resize_label(label: np.ndarray, size: int) -> np.ndarray:
-    """Integer (H, W) -> centre-cropped int64 (size, size) by nearest-neighbour (pixel centres)."""
-    sq = center_square(label)
-    s = sq.shape[0]
-    idx = ((np.arange(size) * 2 + 1) * s) // (2 * size)
-    return sq[idx[:, None], idx[None, :]].astype(np.int64)
+def resize_label(label: np.ndarray, size: int, fit: str = "center-crop") -> np.ndarray:
+    """Integer (H, W) -> int64 (size, size) under ``fit`` by nearest-neighbour (pixel centres)."""
+    sq = _fitted(label, fit)
+    rows = ((np.arange(size) * 2 + 1) * sq.shape[0]) // (2 * size)
+    cols = ((np.arange(size) * 2 + 1) * sq.shape[1]) // (2 * size)
+    return sq[rows[:, None], cols[None, :]].astype(np.int64)
 
 
 def check_label_matches(label: np.ndarray, image: np.ndarray, label_path: Path, image_path: Path) -> None:
@@ -119,8 +141,8 @@ def check_label_matches(label: np.ndarray, image: np.ndarray, label_path: Path, 
         )
 
 
-def make_sample(name: str, image: np.ndarray, label: np.ndarray | None, size: int) -> Sample:
-    return Sample(name, resize_image(image, size), None if label is None else resize_label(label, size))
+def make_sample(name: str, image: np.ndarray, label: np.ndarray | None, size: int, fit: str = "center-crop") -> Sample:
+    return Sample(name, resize_image(image, size, fit), None if label is None else resize_label(label, size, fit))
 
 
 def read_label(path: Path) -> np.ndarray:

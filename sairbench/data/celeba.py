@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sairbench.data.base import IMAGE_EXTENSIONS, ImageDataset, Sample, apply_limit, check_label_matches, make_sample
+from sairbench.data.base import IMAGE_EXTENSIONS, ImageDataset, Sample, apply_limit, check_label_matches
 from sairbench.data.classes import CELEBAMASK_CLASSES
 from sairbench.errors import SairbenchError
 from sairbench.io import read_image, read_mask
@@ -98,4 +98,4 @@ class CelebAHQ(ImageDataset):
                     "restore the annotation files or remove the image."
                 )
             check_label_matches(label, image, self.anno_dir / str(index // 2000) / f"{index:05d}_*.png", path)
-        return make_sample(str(index), image, label, self.size)
+        return self.make_sample(str(index), image, label)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sairbench.data.base import IMAGE_EXTENSIONS, ImageDataset, Sample, apply_limit, check_label_matches, list_images, make_sample, read_label
+from sairbench.data.base import IMAGE_EXTENSIONS, ImageDataset, Sample, apply_limit, check_label_matches, list_images, read_label
 from sairbench.errors import SairbenchError
 from sairbench.io import read_image
 
@@ -64,4 +64,4 @@ class ImageFolder(ImageDataset):
             label_path = self._label_path(path)
             label = read_label(label_path)
             check_label_matches(label, image, label_path, path)
-        return make_sample(path.stem, image, label, self.size)
+        return self.make_sample(path.stem, image, label)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sairbench.data.base import ImageDataset, Sample, apply_limit, make_sample
+from sairbench.data.base import ImageDataset, Sample, apply_limit
 from sairbench.errors import SairbenchError
 from sairbench.io import read_image
 
@@ -93,4 +93,4 @@ class Photos(ImageDataset):
 
     def _load(self, i: int) -> Sample:
         name, path = self._files[i]
-        return make_sample(name, read_image(path), None, self.size)
+        return self.make_sample(name, read_image(path), None)

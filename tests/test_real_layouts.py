@@ -1,0 +1,106 @@
+"""Issue 12: the paper's protocol on trees fabricated in the real on-disk layouts (CelebAMask-HQ,
+ADEChallengeData2016, NVIDIA's Liu et al. 2018 test masks) runs at the paper's 256x256 on the
+whole test split by default, says so in meta.json, and states how non-square images were fitted."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.helpers import invoke
+
+
+def _rgb(path: Path, h: int, w: int, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+
+
+def _gray(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+@pytest.fixture
+def celeba(tmp_path) -> Path:
+    root = tmp_path / "CelebAMask-HQ"
+    for i in (0, 1, 25000, 25001):  # two train, two test images (the paper's 25k/5k rule)
+        _rgb(root / "CelebA-HQ-img" / f"{i}.jpg", 64, 64, seed=i)
+        skin = np.zeros((32, 32), np.uint8)
+        skin[4:28, 4:28] = 255
+        _gray(root / "CelebAMask-HQ-mask-anno" / str(i // 2000) / f"{i:05d}_skin.png", skin)
+    return root
+
+
+@pytest.fixture
+def ade(tmp_path) -> Path:
+    root = tmp_path / "ADEChallengeData2016"
+    for split, names in (("training", ["ADE_train_00000001"]), ("validation", ["ADE_val_00000001", "ADE_val_00000002"])):
+        for k, n in enumerate(names):
+            _rgb(root / "images" / split / f"{n}.jpg", 48, 64, seed=k)  # 4:3, as ADE20K's photos
+            _gray(root / "annotations" / split / f"{n}.png", np.full((48, 64), 3 + k))
+    return root
+
+
+@pytest.fixture
+def liu_masks(tmp_path) -> Path:
+    """NVIDIA's irregular mask test set: testing_mask_dataset/NNNNN.png, white = hole, 512x512."""
+    folder = tmp_path / "testing_mask_dataset"
+    rng = np.random.default_rng(0)
+    for k, frac in enumerate([0.1, 0.15, 0.3, 0.35, 0.5, 0.55]):
+        m = np.zeros((512, 512), np.uint8)
+        rows = int(512 * frac)
+        m[:rows, :] = 255
+        m = np.roll(m, int(rng.integers(0, 512)), axis=1)
+        _gray(folder / f"{k:05d}.png", m)
+    return folder
+
+
+def test_celeba_hq_runs_at_256_on_the_whole_test_split(tmp_path, celeba, liu_masks):
+    res = tmp_path / "res"
+    invoke(["run", "--protocol", "liu2018-masks", "--dataset", "celeba-hq", "--data-root", str(celeba),
+            "--mask-dir", str(liu_masks), "-m", "telea", "--results", str(res), "--name", "c", "--per-bucket", "2"])
+    meta = json.loads((res / "c" / "meta.json").read_text())
+    ds = meta["dataset"]
+    assert ds["name"] == "celeba-hq" and ds["size"] == 256 and ds["limit"] is None and ds["images"] == 2
+    assert ds["defaults_from"] == {"size": "dataset", "limit": "dataset", "fit": "dataset"}
+    assert ds["fit"] == "center-crop"
+    assert meta["masks"]["source"] == "liu2018"
+    rows = pd.read_parquet(res / "c" / "per_image.parquet")
+    assert set(rows["image"]) == {"25000", "25001"} and len(rows) == 2 * 3
+
+
+def test_ade20k_fit_policy_is_selectable_and_recorded(tmp_path, ade, liu_masks):
+    res = tmp_path / "res"
+    for fit in ("center-crop", "resize"):
+        invoke(["run", "--protocol", "liu2018-masks", "--dataset", "ade20k", "--data-root", str(ade),
+                "--mask-dir", str(liu_masks), "-m", "telea", "--results", str(res), "--name", fit, "--fit", fit,
+                "--size", "32", "--per-bucket", "2"])
+        ds = json.loads((res / fit / "meta.json").read_text())["dataset"]
+        assert ds["fit"] == fit and ds["size"] == 32 and ds["images"] == 2
+        assert "fit" not in ds["defaults_from"] and "size" not in ds["defaults_from"]
+
+
+def test_overrides_and_a_size_mismatch_warning(tmp_path, celeba, liu_masks):
+    res = tmp_path / "res"
+    with pytest.warns(UserWarning, match="trained on 64x64 .* evaluated at 128x128"):
+        invoke(["run", "--protocol", "liu2018-masks", "--dataset", "celeba-hq", "--data-root", str(celeba),
+                "--mask-dir", str(liu_masks), "-m", "liif", "--results", str(res), "--name", "m", "--size", "128",
+                "--limit", "1", "--per-bucket", "1"])
+    meta = json.loads((res / "m" / "meta.json").read_text())
+    assert meta["model_info"]["liif"]["size_mismatch"] == {"trained_at": 64, "evaluated_at": 128}
+    assert meta["dataset"]["limit"] == 1 and meta["masks"]["per_bucket"] == 1
+
+
+def test_train_sir_then_sair_at_another_size_is_one_line(tmp_path):
+    from sairbench.errors import SairbenchError
+
+    tiny = ["--steps", "1", "--batch", "2", "--queries", "8", "--image-size", "32", "--threads", "1"]
+    invoke(["train", "sir", *tiny, "--out", str(tmp_path / "sir")])
+    with pytest.raises(SairbenchError, match="SIR was trained at size 'tiny' but 'sair' is asked at 'paper'"):
+        invoke(["train", "sair", *tiny, "--size", "paper", "--sir-checkpoint", str(tmp_path / "sir" / "last.pt"),
+                "--out", str(tmp_path / "sair")])
+    invoke(["train", "sair", *tiny, "--sir-checkpoint", str(tmp_path / "sir" / "last.pt"), "--out", str(tmp_path / "ok")])
