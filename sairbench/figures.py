@@ -3,8 +3,9 @@
 * ``ratio_curves.png`` / ``.pdf`` (and the numbers in ``ratio_curves.csv``): PSNR and LPIPS
   against the hole ratio, one line per model: per-image values binned by ratio (0.1 wide bins from
   0 to 0.6), the bin mean with its 95 % Student-t interval as error bars, plotted at the mean ratio
-  of the bin. PSNR is clipped to ``PSNR_CAP_DB`` first, as in every summary. When LPIPS is NaN (the
-  VGG16 weights are absent) its panel says "LPIPS unavailable".
+  of the bin. PSNR is clipped to ``PSNR_CAP_DB`` first, as in every summary. Each model has its own
+  (colour, marker) pair (:func:`model_styles`), the legend sits outside the axes. When LPIPS is
+  NaN (the VGG16 weights are absent) only the PSNR panel is drawn and the title says so.
 * ``qualitative.png`` / ``.pdf``: rows of pairs from one bucket (default 40-60 %): the input with
   its hole (white), each model's composited output (PSNR in the title), and the ground truth. The
   models are re-run from the run's ``run.json`` (same dataset, masks and checkpoints), on the same
@@ -28,6 +29,7 @@ RATIO_BINS = np.round(np.arange(0.0, 0.6001, 0.1), 10)
 
 
 def _mpl():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -37,6 +39,7 @@ def _mpl():
 
 
 def _save(fig, path_stem: Path) -> list[Path]:
+    """``fig`` as ``path_stem.png`` (150 dpi) and ``.pdf``, each written atomically; returns both paths."""
     out = []
     for ext in ("png", "pdf"):
         path = path_stem.with_suffix(f".{ext}")
@@ -71,38 +74,93 @@ def binned_curves(per_image: pd.DataFrame, metrics: Sequence[str], bins=RATIO_BI
     return pd.DataFrame(rows, columns=["model", "metric", "bin_lo", "bin_hi", "ratio", "mean", "ci95", "n"])
 
 
-def plot_ratio_curves(per_image: pd.DataFrame, out_dir: Path, title: str = "", lpips_reason: str = "") -> list[Path]:
-    """PSNR and LPIPS against hole ratio per model; returns the PNG, PDF and CSV paths."""
+#: Markers of the model lines: 11 of them, coprime with the 10 colours of ``tab10``, so that the
+#: first 110 models get 110 distinct (colour, marker) pairs and neighbours differ in both.
+MARKERS = ("o", "s", "D", "^", "v", "P", "*", "X", "h", "<", ">")
+CURVE_LABELS = {"psnr": "PSNR (dB) ↑", "lpips": "LPIPS ↓"}
+
+
+def model_styles(models: Sequence[str]) -> dict[str, tuple[tuple[float, float, float], str]]:
+    """A distinct (colour, marker) pair per model, deterministic in the order of ``models``.
+
+    Args:
+        models: model names (n of them, any n); duplicates share one style.
+
+    Returns:
+        ``{model: ((r, g, b) floats in [0, 1], matplotlib marker)}``: up to 110 models, model k
+        gets ``tab10[k % 10]`` and ``MARKERS[k % 11]`` (10 and 11 are coprime: every pair differs);
+        beyond that, n colours interpolated along ``turbo`` (all different, neighbours too) with
+        the markers in turn.
+    """
+    from matplotlib import colormaps
+
+    names = list(dict.fromkeys(str(m) for m in models))
+    n = len(names)
+    if n <= 10 * len(MARKERS):
+        tab = colormaps["tab10"].colors
+        return {m: (tuple(map(float, tab[k % 10]))[:3], MARKERS[k % len(MARKERS)]) for k, m in enumerate(names)}
+    from matplotlib.colors import LinearSegmentedColormap
+
+    cmap = LinearSegmentedColormap.from_list("turbo-n", colormaps["turbo"].colors, N=n)  # n interpolated colours
+    return {m: (tuple(float(v) for v in cmap(k)[:3]), MARKERS[k % len(MARKERS)]) for k, m in enumerate(names)}
+
+
+def ratio_curves_figure(per_image: pd.DataFrame, title: str = "", lpips_reason: str = ""):
+    """The figure of :func:`plot_ratio_curves`, not saved.
+
+    Args:
+        per_image: rows ``model, ratio`` plus ``psnr`` and/or ``lpips`` (one per image x mask x model).
+        title: figure title ("" for none).
+        lpips_reason: why LPIPS is NaN, when meta.json says so (shortened in the title).
+
+    Returns:
+        (figure, curves): one panel per metric with a finite value (PSNR, LPIPS): never an empty
+        panel; without LPIPS values the title says "LPIPS unavailable". One legend for all panels,
+        outside the axes on the right, one distinct (colour, marker) per model
+        (:func:`model_styles`). ``curves`` is :func:`binned_curves`'s frame.
+    """
     plt = _mpl()
     curves = binned_curves(per_image, ["psnr", "lpips"])
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
-    labels = {"psnr": "PSNR (dB) ↑", "lpips": "LPIPS ↓"}
-    models = list(pd.unique(per_image["model"]))
-    markers = "osD^vP*Xh<>"
-    for ax, metric in zip(axes, ("psnr", "lpips")):
+    shown = [m for m in ("psnr", "lpips") if (curves["metric"] == m).any()]
+    if not shown:
+        raise SairbenchError("no finite PSNR or LPIPS value per image: nothing to plot against the hole ratio.")
+    models = [str(m) for m in pd.unique(per_image["model"])]
+    styles = model_styles(models)
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], shown):
         c = curves[curves["metric"] == metric]
         ax.set_xlabel("hole ratio")
-        ax.set_ylabel(labels[metric])
+        ax.set_ylabel(CURVE_LABELS[metric])
         ax.set_xlim(0.0, 0.6)
         ax.grid(alpha=0.3)
-        if not len(c):
-            msg = f"{metric.upper()} unavailable" if metric == "lpips" else "PSNR unavailable"
-            if metric == "lpips" and lpips_reason:
-                msg += "\n(VGG16 weights not found)"
-            ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes, fontsize=11, color="0.35")
-            ax.set_yticks([])
-            continue
-        for k, model in enumerate(models):
-            g = c[c["model"] == str(model)].sort_values("ratio")
+        for model in models:
+            g = c[c["model"] == model].sort_values("ratio")
             if not len(g):
                 continue
+            colour, marker = styles[model]
             err = np.nan_to_num(g["ci95"].to_numpy(np.float64), nan=0.0)
-            ax.errorbar(g["ratio"], g["mean"], yerr=err, marker=markers[k % len(markers)], ms=4, capsize=3,
-                        lw=1.3, label=str(model))
-        ax.legend(fontsize=7, frameon=False)
+            ax.errorbar(g["ratio"], g["mean"], yerr=err, color=colour, marker=marker, ms=4, capsize=3, lw=1.3,
+                        label=model)
+    lines = []
     if title:
-        fig.suptitle(title, fontsize=10)
+        lines.append(title)
+    if "lpips" not in shown:
+        why = "VGG16 weights not found" if "VGG16" in lpips_reason else lpips_reason[:60]
+        lines.append("LPIPS unavailable" + (f" ({why})" if why else "") + ": PSNR only")
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=9)
     fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.92), fontsize=7, frameon=False,
+               ncol=max(1, -(-len(labels) // 24)))
+    return fig, curves
+
+
+def plot_ratio_curves(per_image: pd.DataFrame, out_dir: Path, title: str = "", lpips_reason: str = "") -> list[Path]:
+    """PSNR and LPIPS against hole ratio per model (:func:`ratio_curves_figure`); returns the PNG,
+    PDF and CSV paths (``ratio_curves.*`` in ``out_dir``)."""
+    plt = _mpl()
+    fig, curves = ratio_curves_figure(per_image, title, lpips_reason)
     stem = out_dir / "ratio_curves"
     paths = _save(fig, stem)
     plt.close(fig)

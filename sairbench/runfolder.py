@@ -200,4 +200,6 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def lpips_status(scorer) -> dict[str, Any]:
     """meta.json's ``lpips`` entry for an LPIPS scorer (None = not requested)."""
-    return {"available": bool(scorer and scorer.available), "reason": getattr(scorer, "reason", "not requested")}
+    path = getattr(scorer, "weights_path", None)
+    return {"available": bool(scorer and scorer.available), "reason": getattr(scorer, "reason", "not requested"),
+            "vgg16_file": str(path) if path else None, "vgg16_sha256": getattr(scorer, "weights_sha256", None)}

@@ -38,7 +38,7 @@ def test_figures_written(run, tmp_path):
     assert set(curves["model"]) == {"telea", "navier-stokes"}
     per = pd.read_parquet(run / "per_image.parquet")
     if per["lpips"].isna().all():
-        assert set(curves["metric"]) == {"psnr"}  # the LPIPS panel says "LPIPS unavailable"
+        assert set(curves["metric"]) == {"psnr"}  # one PSNR panel, the title says "LPIPS unavailable"
     # every image of a model is in exactly one bin
     psnr = curves[curves["metric"] == "psnr"]
     assert psnr.groupby("model")["n"].sum().to_dict() == {"telea": 9, "navier-stokes": 9}

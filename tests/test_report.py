@@ -37,8 +37,10 @@ METRIC_COLS = ("psnr", "ssim", "l1", "lpips")
 
 
 def make_run(folder: Path, models=("telea", "navier-stokes", "biharmonic"), n=12, seed=0, *,
-             protocol="liu2018-masks", dataset="synthetic-faces", ssim_convention="skimage", offsets=None):
-    """Write a result folder like `sairbench run` does: per_image.parquet, summary.csv, meta.json."""
+             protocol="liu2018-masks", dataset="synthetic-faces", ssim_convention="skimage", offsets=None,
+             meta_extra=None):
+    """Write a result folder like `sairbench run` does: per_image.parquet, summary.csv, meta.json
+    (``meta_extra`` entries added to / replacing those of meta.json)."""
     rng = np.random.default_rng(seed)
     offsets = offsets or {m: i * 0.5 for i, m in enumerate(models)}
     rows = []
@@ -65,7 +67,8 @@ def make_run(folder: Path, models=("telea", "navier-stokes", "biharmonic"), n=12
             summary.append({"model": m, "bucket": b, "metric": met, "mean": mu, "ci95": ci, "n": len(g)})
     pd.DataFrame(summary).to_csv(folder / "summary.csv", index=False)
     meta = {"protocol": protocol, "dataset": dataset, "seed": seed, "conventions": conventions_dict(ssim_convention),
-            "semantic_encoder": "none", "versions": {"sairbench": "0.1.0"}, "created": "2024-01-01T00:00:00"}
+            "semantic_encoder": "none", "versions": {"sairbench": "0.1.0"}, "created": "2024-01-01T00:00:00",
+            **(meta_extra or {})}
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
@@ -201,9 +204,13 @@ def test_load_published_names():
 
 
 def test_load_results(run_dir, tmp_path):
-    other = make_run(tmp_path / "run_b", models=("telea", "biharmonic"), seed=1)
+    other = make_run(tmp_path / "run_b", models=("telea", "biharmonic"), seed=1, meta_extra={"seed": 0})
     summary, per_image, metas = load_results([run_dir, other])
     assert {"telea [run_a]", "telea [run_b]", "navier-stokes", "biharmonic [run_b]"} <= set(summary["model"])
+    # runs of other settings (here the seed) never share a table: their models keep their names
+    seeded = make_run(tmp_path / "run_c", models=("telea",), seed=1)
+    s2, _, _ = load_results([run_dir, seeded])
+    assert set(s2["model"]) == {"telea", "navier-stokes", "biharmonic"}
     assert set(per_image["model"]) == set(summary["model"])
     assert [m["_run"] for m in metas] == ["run_a", "run_b"]
     assert (summary["protocol"] == "liu2018-masks").all() and (summary["source"] == "run").all()
@@ -360,17 +367,15 @@ def test_write_report(run_dir, tmp_path):
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
-def test_write_report_refuses_mixed_conventions(run_dir, tmp_path):
+def test_write_report_separates_conventions_and_datasets(run_dir, tmp_path):
     lama = make_run(tmp_path / "run_lama", ssim_convention="lama")
-    out = tmp_path / "report"
-    write_report([run_dir], out)
-    before = (out / "report.md").read_text()
-    with pytest.raises(SairbenchError, match="different metric conventions"):
-        write_report([run_dir, lama], out)
-    assert (out / "report.md").read_text() == before  # the earlier report is untouched
+    md = write_report([run_dir, lama], tmp_path / "report", n_boot=100)[1].read_text()
+    assert md.count("## liu2018-masks on synthetic-faces (SSIM ") == 2  # never one table of both conventions
+    assert "## liu2018-masks on synthetic-faces (SSIM skimage)" in md and "(SSIM lama)" in md
     other = make_run(tmp_path / "run_photos", dataset="photos", ssim_convention="lama")
     paths = write_report([run_dir, other], tmp_path / "r2", n_boot=100)  # different datasets: two tables
-    assert paths[1].read_text().count("## liu2018-masks on") == 2
+    text = paths[1].read_text()
+    assert text.count("## liu2018-masks on") == 2 and "(SSIM" not in text  # titles differ already
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
@@ -384,3 +389,69 @@ def test_report_compiles_with_pdflatex(run_dir, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (out / "report.pdf").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# one table per setting, incomplete runs, row order
+# ---------------------------------------------------------------------------------------------
+
+
+def _ds(limit):
+    return {"dataset": {"name": "synthetic-faces", "split": "test", "size": 32, "limit": limit}}
+
+
+def _table_lines(md: str, section: str) -> list[str]:
+    """The main table's rows (not the header) of the Markdown section titled ``section``."""
+    body = md.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = body.split("|:---|", 1)[1].split("\n\n", 1)[0]
+    return [ln for ln in rows.splitlines() if ln.startswith("| ")]
+
+
+def test_report_one_table_per_limit(tmp_path):
+    a = make_run(tmp_path / "lim3", meta_extra=_ds(3))
+    b = make_run(tmp_path / "lim5", models=("telea", "biharmonic"), seed=2, meta_extra={**_ds(5), "seed": 0})
+    tex, md = (p.read_text() for p in write_report([a, b], tmp_path / "rep", n_boot=100))
+    check_latex_structure(tex)
+    assert md.count("## liu2018-masks on synthetic-faces (limit 3)") == 1
+    assert md.count("## liu2018-masks on synthetic-faces (limit 5)") == 1
+    assert tex.count("\\begin{tabular}") == 2 + 2 * 3  # a main table and 3 paired tables per setting
+    notes = re.findall(r"<sub>(Runs: .*?)</sub>", md)
+    assert len(notes) == 2 and notes[0] != notes[1]
+    assert "Runs: lim3. Dataset: synthetic-faces (split test, size 32, limit 3)" in notes[0]
+    assert "Runs: lim5. Dataset: synthetic-faces (split test, size 32, limit 5)" in notes[1]
+    lim5 = _table_lines(md, "liu2018-masks on synthetic-faces (limit 5)")
+    assert [ln.split("|")[1].strip() for ln in lim5] == ["biharmonic", "telea"]  # no navier-stokes, no "[run]"
+
+
+def test_report_rows_sorted_best_first_published_after(run_dir, tmp_path, capsys):
+    from tests.helpers import invoke
+
+    invoke(["report", str(run_dir), "--out", str(tmp_path / "rep"), "--published", "table1_celebahq"])
+    printed = capsys.readouterr().out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    rows = _table_lines(md, "liu2018-masks on synthetic-faces")
+    names = [ln.split("|")[1].strip() for ln in rows]
+    # offsets make biharmonic best, then navier-stokes, then telea (PSNR over all buckets)
+    assert names[:3] == ["biharmonic", "navier-stokes", "telea"] and all(n.endswith("†") for n in names[3:])
+    assert names[3] == "sair †"  # published rows sorted too, after the runs
+    assert rows[0].count("**") == 2 * 3 * 4  # PSNR, SSIM, L1 best in 3 buckets + all
+    tex = (tmp_path / "rep" / "report.tex").read_text()
+    assert _latex_row(tex, "biharmonic")[1].startswith("\\textbf{")
+    # the printed table: same order, published rows without an "all" value left out
+    order = [printed.find(f" {m} ") for m in ("biharmonic", "navier-stokes", "telea")]
+    assert -1 not in order and order == sorted(order) and "sair" not in printed
+
+
+def test_report_lists_incomplete_runs(tmp_path, monkeypatch, capsys):
+    from tests.helpers import invoke
+
+    make_run(tmp_path / "results" / "done")
+    (tmp_path / "results" / "half" / "parts").mkdir(parents=True)
+    (tmp_path / "results" / "half" / "run.json").write_text("{}")
+    (tmp_path / "results" / "notes").mkdir()  # no trace of a run: not listed
+    monkeypatch.chdir(tmp_path)
+    invoke(["report", "--out", "rep"])
+    out = capsys.readouterr().out
+    assert "skipped incomplete runs: results/half" in out.replace("\n", " ") and "notes" not in out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Skipped incomplete runs (no summary.csv or meta.json): results/half." in md and "## liu2018-masks" in md

@@ -40,6 +40,8 @@ def train(
     sir_checkpoint: Optional[str] = typer.Option(None, help="semantic presets: trained SIR stage (default: shipped)"),
     joint: bool = typer.Option(False, help="semantic presets: train SIR jointly through the colour loss"),
     semantic_encoder: str = typer.Option("indomain", help="`sir`: indomain (trained here), clip (open_clip ViT-B/16) or sam"),
+    clip_weights: Optional[str] = typer.Option(None, help="`sir --semantic-encoder clip`: CLIP weights file, or the open_clip "
+                                               "tag 'openai' to download (default: $SAIRBENCH_CLIP_WEIGHTS)"),
 ) -> None:
     """Train a model: `semantic` (in-domain encoder), `sir` (stage 1), or a preset (L1 colour loss).
 
@@ -55,7 +57,7 @@ def train(
                       hole_fraction=hole_fraction, init=init, seed=seed, save_every=save_every, keep_every=keep_every,
                       out=out, device=device, threads=threads, workers=workers, fast=fast,
                       semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
-                      semantic_encoder=semantic_encoder)
+                      semantic_encoder=semantic_encoder, clip_weights=clip_weights)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
     if export is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sairbench.digest import weights_digest
 from sairbench.errors import SairbenchError
 from sairbench.metrics.conventions import as_batches
 from sairbench.metrics.vgg16_weights import (
@@ -121,6 +122,7 @@ class LPIPSScorer:
         self.allow_tf32 = bool(allow_tf32)
         self.random_backbone = False
         self.weights_path: Path | None = None
+        self.weights_sha256: str | None = None
         self.model = None
         self.available = False
         self.reason = ""
@@ -148,6 +150,7 @@ class LPIPSScorer:
         if trunk is not None:
             model.net.load_state_dict(trunk, strict=True)
             self.weights_path = path
+            self.weights_sha256 = weights_digest(trunk)  # pins the VGG16 weights in meta.json
         else:
             _random_trunk_(model.net, seed)
             self.random_backbone = True

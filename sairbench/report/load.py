@@ -22,6 +22,7 @@ import pandas as pd
 
 from sairbench.errors import SairbenchError
 from sairbench.report.naming import canonical_bucket, loose_name
+from sairbench.report.settings import settings_key
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "results" / "published"
 SUMMARY_COLUMNS = ("model", "bucket", "metric", "mean", "ci95", "n")
@@ -66,8 +67,8 @@ def load_results(dirs) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     Returns:
         (summary_df, per_image_df, metas). Both frames gain the columns ``run`` (folder name),
         ``protocol`` and ``dataset`` (from meta.json) and ``source = "run"``. When one model name
-        occurs in several folders of the same protocol and dataset, it becomes ``"model [run]"``
-        in both frames so that rows stay distinct. ``metas`` are the meta.json dicts, each with
+        occurs in several folders of the same settings (:func:`~sairbench.report.settings.settings_key`:
+        they share a table), it becomes ``"model [run]"`` in both frames so that rows stay distinct. ``metas`` are the meta.json dicts, each with
         ``_dir`` and ``_run`` added.
     """
     if isinstance(dirs, (str, Path)):
@@ -123,22 +124,41 @@ def load_results(dirs) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     per_image_df = pd.concat(per_images, ignore_index=True) if per_images else pd.DataFrame(
         columns=[*PER_IMAGE_KEYS, "run", "protocol", "dataset", "source"])
 
-    # the same model in two runs of one protocol and dataset: keep both, named apart
+    # the same model in two runs of the same settings (one table): keep both, named apart
     if len(summary_df):
-        runs_per = summary_df.groupby(["protocol", "dataset", "model"])["run"].nunique()
+        setting = {m["_run"]: settings_key(m) for m in metas}
+        runs_per = summary_df.assign(_s=summary_df["run"].map(setting)).groupby(["_s", "model"])["run"].nunique()
         clash = {k for k, v in runs_per.items() if v > 1}
         if clash:
             def rename(df: pd.DataFrame) -> pd.DataFrame:
                 """``df`` with each clashing model named ``"model [run]"``."""
                 if not len(df):
                     return df
-                keys = list(zip(df["protocol"], df["dataset"], df["model"]))
                 df = df.copy()
-                df["model"] = [f"{m} [{r}]" if k in clash else m for k, m, r in zip(keys, df["model"], df["run"])]
+                df["model"] = [f"{m} [{r}]" if (setting[r], m) in clash else m for m, r in zip(df["model"], df["run"])]
                 return df
 
             summary_df, per_image_df = rename(summary_df), rename(per_image_df)
     return summary_df, per_image_df, metas
+
+
+def find_runs(root: str | Path = "results") -> tuple[list[Path], list[Path]]:
+    """The run folders directly under ``root``, as (finished, incomplete), each sorted by name.
+
+    A folder is finished when it holds summary.csv and meta.json; it is an incomplete run when it
+    holds some trace of ``sairbench run`` (run.json, parts/, summary.csv or meta.json) without
+    both. Other folders (``published``, a report folder) are neither. A missing ``root`` gives
+    two empty lists.
+    """
+    root = Path(root)
+    finished, incomplete = [], []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        has = {n: (d / n).exists() for n in ("summary.csv", "meta.json", "run.json", "parts")}
+        if has["summary.csv"] and has["meta.json"]:
+            finished.append(d)
+        elif any(has.values()):
+            incomplete.append(d)
+    return finished, incomplete
 
 
 def published_tables(folder: str | Path | None = None) -> list[str]:

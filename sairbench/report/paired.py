@@ -93,6 +93,20 @@ def paired_table(
     return pd.DataFrame(out, columns=PAIRED_COLUMNS)
 
 
+def default_pairs(per_image: pd.DataFrame, metric: str, max_all: int = 4) -> list[tuple[str, str]]:
+    """Every pair for up to ``max_all`` models; beyond that, each model against the best one."""
+    models = list(pd.unique(per_image["model"]))
+    if len(models) <= max_all:
+        return list(itertools.combinations(models, 2))
+    means = {m: np.nanmean(summary_values(metric, per_image.loc[per_image["model"] == m, metric])) for m in models}
+    finite = {m: v for m, v in means.items() if np.isfinite(v)}
+    if not finite:
+        return []
+    hib = DIRECTION.get(metric, True)
+    top = max(finite, key=finite.get) if hib else min(finite, key=finite.get)
+    return [(top, m) for m in models if m != top]
+
+
 def paired_model(table: pd.DataFrame, caption: str, label: str = "") -> Table:
     """A :func:`paired_table` (one metric) as a table model: rows are pairs in order of
     appearance, one column per bucket in order of appearance, cells :class:`Difference` (None

@@ -116,7 +116,9 @@ def _check_inputs(summary_df, buckets, metrics) -> None:
 
 def _model_rows(df: pd.DataFrame | None, published: bool, buckets: list[str], metrics: list[str]) -> list[tuple]:
     """Rows of one frame (a summary, or published tables) as ``(label, published, {(bucket, metric):
-    (mean, ci95)})``; published rows of several paper tables get the table's name in their label."""
+    (mean, ci95)}, score)``; published rows of several paper tables get the table's name in their
+    label. ``score`` ranks the row (:func:`_rank`): its mean of ``metrics[0]`` in the ``"all"``
+    bucket (shown or not), else the mean over the shown buckets of that metric, else NaN."""
     if df is None or not len(df):
         return []
     want = [canonical_bucket(b) for b in buckets]
@@ -140,14 +142,34 @@ def _model_rows(df: pd.DataFrame | None, published: bool, buckets: list[str], me
                 if len(hit):
                     ci = float(hit["ci95"].iloc[0]) if "ci95" in hit.columns and pd.notna(hit["ci95"].iloc[0]) else float("nan")
                     cells[(orig, m)] = (float(hit[val_col].iloc[0]), ci)
-        rows.append((label, published, cells))
+        overall = pd.to_numeric(sub.loc[(sub["_b"] == "all") & (sub["metric"] == metrics[0]), val_col], errors="coerce")
+        shown = [v for (_, m), (v, _) in cells.items() if m == metrics[0] and np.isfinite(v)]
+        if len(overall) and np.isfinite(overall.iloc[0]):
+            score = float(overall.iloc[0])
+        else:
+            score = float(np.mean(shown)) if shown else float("nan")
+        rows.append((label, published, cells, score))
     return rows
+
+
+def _rank(rows: list[tuple], metric: str) -> list[tuple]:
+    """``rows`` of :func:`_model_rows` in table order: run rows before published ones, each best
+    first by their score in ``metric`` (higher first unless lower is better), rows without a
+    score last, ties in their original order."""
+    hib = DIRECTION.get(metric, True)
+
+    def key(item):
+        i, (_, pub, _, score) = item
+        finite = bool(np.isfinite(score))
+        return (pub, not finite, (-score if hib else score) if finite else 0.0, i)
+
+    return [row for _, row in sorted(enumerate(rows), key=key)]
 
 
 def _best_values(rows: list[tuple], buckets: list[str], metrics: list[str], bold_published: bool) -> dict:
     """``{(bucket, metric): best value at printed precision, or None}`` over the rows that count:
     run rows, plus published rows when ``bold_published`` or when there are no run rows."""
-    any_run = any(not pub for _, pub, _ in rows)
+    any_run = any(not pub for _, pub, *_ in rows)
     best = {}
     for b in buckets:
         for m in metrics:
@@ -157,7 +179,7 @@ def _best_values(rows: list[tuple], buckets: list[str], metrics: list[str], bold
                 continue
             vals = [
                 rounded(cells[(b, m)][0], m)
-                for _, pub, cells in rows
+                for _, pub, cells, *_ in rows
                 if (b, m) in cells and (not pub or bold_published or not any_run)
                 and not math.isnan(cells[(b, m)][0])
             ]
@@ -192,6 +214,7 @@ def results_table(
     show_ci: bool = False,
     bold_published: bool = False,
     dataset: str | None = None,
+    sort: bool = True,
 ) -> Table:
     """The main table: rows are the models of ``summary_df`` (then published rows), column groups
     are ``buckets``, one column per metric.
@@ -200,14 +223,18 @@ def results_table(
     printed precision, NaN ignored, published rows excluded unless ``bold_published`` (or unless
     there are no run rows). ``show_ci`` keeps the run rows' interval half widths and adds the
     interval note. Notes, in order: published rows (naming ``dataset``), ``footnote``, intervals.
+    ``sort`` orders the rows best first by ``metrics[0]`` in the "all" bucket (:func:`_rank`; run
+    rows, then published rows); without it they keep the order of the frames.
     """
     _check_inputs(summary_df, buckets, metrics)
     buckets, metrics = list(buckets), list(metrics)
     raw = _model_rows(summary_df, False, buckets, metrics) + _model_rows(published_df, True, buckets, metrics)
+    if sort:
+        raw = _rank(raw, metrics[0])
     best = _best_values(raw, buckets, metrics, bold_published)
-    any_run = any(not pub for _, pub, _ in raw)
+    any_run = any(not pub for _, pub, *_ in raw)
     rows = []
-    for model, pub, cells in raw:
+    for model, pub, cells, _ in raw:
         may_bold = not pub or bold_published or not any_run
         out = []
         for b in buckets:

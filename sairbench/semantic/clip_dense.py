@@ -33,8 +33,7 @@ OpenAI weights (see ``quick_gelu``).
 from __future__ import annotations
 
 import os
-import re
-import zipfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -43,46 +42,11 @@ from torch import Tensor, nn
 
 from sairbench.errors import SairbenchError
 from sairbench.semantic.base import SemanticEncoder, check_image
+from sairbench.semantic.clip_weights import (ENV_ALLOW_TORCHSCRIPT, ENV_CLIP_WEIGHTS, FROM_ENV,  # noqa: F401
+                                             _FromEnv, build_clip)
+
+ENV_ALLOW_MISMATCH = "SAIRBENCH_ALLOW_WEIGHT_MISMATCH"  # "1": load a model on other CLIP weights (recorded)
 from sairbench.semantic.text import build_prompts
-
-ENV_CLIP_WEIGHTS = "SAIRBENCH_CLIP_WEIGHTS"
-ENV_ALLOW_TORCHSCRIPT = "SAIRBENCH_ALLOW_TORCHSCRIPT"  # "1": trust a TorchScript CLIP archive (it can run code)
-DEFAULT_TAG = "openai"
-
-
-class _FromEnv:
-    """Default of ``pretrained``: $SAIRBENCH_CLIP_WEIGHTS when set, else the ``openai`` tag."""
-
-    def __repr__(self) -> str:
-        return f"${ENV_CLIP_WEIGHTS} or {DEFAULT_TAG!r}"
-
-
-FROM_ENV = _FromEnv()
-
-_HOW_TO = (
-    "download the weights on a machine with internet (e.g. python -c \"import open_clip; "
-    "open_clip.create_model('{model}', pretrained='openai')\" fills the Hugging Face cache, or get "
-    "OpenAI's ViT-B-16.pt / open_clip_pytorch_model.bin from timm/vit_base_patch16_clip_224.openai) "
-    f"and pass pretrained=/path/to/file or set {ENV_CLIP_WEIGHTS}=/path/to/file"
-)
-
-
-def _slug(model_name: str) -> str:
-    s = model_name.lower().replace("/", "-")
-    return re.sub(r"^vit-([a-z]+)-(\d+)", r"vit-\1\2", s)
-
-
-def _is_torchscript_archive(path: str) -> bool:
-    """OpenAI's original ``ViT-B-16.pt`` is a TorchScript archive (zip with ``code/`` and
-    ``constants.pkl``), which ``torch.load(weights_only=True)`` refuses."""
-    try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
-    except OSError:
-        return False
-
 
 def maskclip_last_block(block: nn.Module, x: Tensor) -> Tensor:
     """MaskCLIP's last block on tokens ``x`` (B, N, D): value path instead of attention.
@@ -142,19 +106,38 @@ class DenseCLIPEncoder(SemanticEncoder):
         input_size: int | tuple[int, int] | None = 224,
         device: str | torch.device = "cpu",
         quick_gelu: bool | None = None,
+        weights_sha256: str | None = None,
+        weights_file: str | None = None,
     ):
         super().__init__()
         import open_clip  # heavy import, kept local
 
+        from sairbench.digest import weights_digest
+
         self.model_name = model_name
-        from_env = False
-        if isinstance(pretrained, _FromEnv):
-            env = os.environ.get(ENV_CLIP_WEIGHTS, "").strip()
-            from_env = bool(env)
-            pretrained = env or DEFAULT_TAG
+        from_env = isinstance(pretrained, _FromEnv)
+        if from_env:
+            pretrained = os.environ.get(ENV_CLIP_WEIGHTS, "").strip()
+            if not pretrained:  # never a silent download: the open_clip tag must be named
+                needs = (f" (this model was trained on {weights_file or 'a CLIP file'}, weights sha256 "
+                         f"{weights_sha256[:12]}...)" if weights_sha256 else "")
+                raise SairbenchError(f"CLIP weights are not set{needs}: set ${ENV_CLIP_WEIGHTS} to a local file, or "
+                                     "to the open_clip tag 'openai' to download them (train: --clip-weights).")
         self.pretrained = pretrained
-        self.model, self.name = self._build(model_name, pretrained, quick_gelu, from_env)
+        self.model, self.name = build_clip(model_name, pretrained, quick_gelu, from_env)
         self._check_architecture()
+        self.quick_gelu = quick_gelu
+        self.weights_sha256 = weights_digest(self.model.state_dict()) if pretrained is not None else None
+        self.weights_file = Path(str(pretrained)).name if pretrained is not None else None
+        self.weights_override = None
+        if weights_sha256 is not None and self.weights_sha256 != weights_sha256:
+            found = f"{self.weights_file} has weights sha256 {self.weights_sha256[:12]}..."
+            want = f"the model was trained on {weights_file or 'other weights'} (sha256 {weights_sha256[:12]}...)"
+            if os.environ.get(ENV_ALLOW_MISMATCH) != "1":
+                raise SairbenchError(f"CLIP weights {found}, but {want}; point ${ENV_CLIP_WEIGHTS} at the same "
+                                     f"file, or set {ENV_ALLOW_MISMATCH}=1 to use these anyway (recorded).")
+            warnings.warn(f"CLIP weights {found}, but {want}; used anyway ({ENV_ALLOW_MISMATCH}=1).", stacklevel=2)
+            self.weights_override = {"expected_sha256": weights_sha256, "used_sha256": self.weights_sha256}
 
         visual = self.model.visual
         self.patch_size: tuple[int, int] = tuple(visual.patch_size)  # type: ignore[assignment]
@@ -172,65 +155,11 @@ class DenseCLIPEncoder(SemanticEncoder):
         self.to(device)
         self.freeze()
 
-    # -- construction ---------------------------------------------------------------------
-    def _build(self, model_name: str, pretrained: str | None, quick_gelu: bool | None,
-               from_env: bool) -> tuple[nn.Module, str]:
-        import open_clip as oc
-
-        slug = _slug(model_name)
-        if model_name.replace("/", "-") not in oc.list_models():
-            raise SairbenchError(
-                f"unknown open_clip model {model_name!r}; use a built-in ViT name such as 'ViT-B-16'"
-            )
-        default_qg = bool((oc.get_pretrained_cfg(model_name, DEFAULT_TAG) or {}).get("quick_gelu", False))
-        source = f"${ENV_CLIP_WEIGHTS}={pretrained!r}" if from_env else repr(pretrained)
-
-        if pretrained is None:
-            qg = default_qg if quick_gelu is None else quick_gelu
-            model = oc.create_model(model_name, pretrained=None, force_quick_gelu=qg, device="cpu")
-            return model, f"clip-{slug}-random"
-
-        tag_cfg = oc.get_pretrained_cfg(model_name, pretrained)
-        if tag_cfg:
-            qg = bool(tag_cfg.get("quick_gelu", False)) if quick_gelu is None else quick_gelu
-            try:
-                model = oc.create_model(model_name, pretrained=pretrained, force_quick_gelu=qg, device="cpu")
-            except Exception as e:  # no network / not cached / corrupt download
-                reason = " ".join(str(e).split())[:300]
-                raise SairbenchError(
-                    f"CLIP weights {source} for {model_name} could not be loaded ({reason}); "
-                    + _HOW_TO.format(model=model_name)
-                ) from e
-            return model, f"clip-{slug}-{pretrained}"
-
-        path = os.path.expanduser(pretrained)
-        if not os.path.isfile(path):
-            known = ", ".join(oc.list_pretrained_tags_by_model(model_name)[:6])
-            raise SairbenchError(
-                f"CLIP weights file not found: {source} is neither a file nor an open_clip tag of "
-                f"{model_name} (tags: {known}, ...); " + _HOW_TO.format(model=model_name)
-            )
-        qg = default_qg if quick_gelu is None else quick_gelu
-        try:
-            # strict load of a state dict (open_clip converts OpenAI / timm key layouts)
-            torchscript = _is_torchscript_archive(path)  # OpenAI's original .pt: torch.jit.load runs its code
-            if torchscript and os.environ.get(ENV_ALLOW_TORCHSCRIPT) != "1":
-                raise SairbenchError(
-                    f"CLIP weights file {source} is a TorchScript archive, which runs code when loaded; convert it "
-                    "once to a state dict (python -c \"import torch; torch.save(torch.jit.load('ViT-B-16.pt', "
-                    "map_location='cpu').state_dict(), 'ViT-B-16-sd.pt')\") and pass that file, or set "
-                    f"{ENV_ALLOW_TORCHSCRIPT}=1 if you trust this file")
-            model = oc.create_model(model_name, pretrained=path, force_quick_gelu=qg, device="cpu",
-                                    weights_only=not torchscript)
-        except SairbenchError:
-            raise
-        except Exception as e:
-            reason = " ".join(str(e).split())[:300]
-            raise SairbenchError(
-                f"CLIP weights file {source} does not load into open_clip {model_name} ({reason}); "
-                "pass a checkpoint of that model (state dict or OpenAI .pt)"
-            ) from e
-        return model, f"clip-{slug}-file-{Path(path).stem}"
+    def spec_args(self) -> dict:
+        """Arguments that rebuild this encoder and pin its weights: what a trained model stores in
+        place of CLIP's weights (found again through ${ENV_CLIP_WEIGHTS})."""
+        return {"model_name": self.model_name, "input_size": self.input_size, "quick_gelu": self.quick_gelu,
+                "weights_sha256": self.weights_sha256, "weights_file": self.weights_file}
 
     def _check_architecture(self) -> None:
         from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
@@ -347,6 +276,16 @@ class DenseCLIPEncoder(SemanticEncoder):
         if isinstance(class_names, str) or not class_names:
             raise SairbenchError("class_embeddings needs a non-empty list of class names")
         prompts = [build_prompts(name, templates) for name in class_names]
+        if self.weights_sha256 is None:  # random weights (tests): nothing to key a cache on
+            return self._text_embeddings(prompts)
+        from sairbench.cache import cached_tensor
+
+        key = {"model": self.model_name, "weights_sha256": self.weights_sha256, "quick_gelu": self.quick_gelu,
+               "prompts": prompts}
+        return cached_tensor("clip-text", key, lambda: self._text_embeddings(prompts).cpu()).to(self.pixel_mean.device)
+
+    def _text_embeddings(self, prompts: list[list[str]]) -> Tensor:
+        """(L, C) from L lists of prompts (the same number each)."""
         n_t = len(prompts[0])
         flat = [p for ps in prompts for p in ps]
         device = self.pixel_mean.device
@@ -354,5 +293,5 @@ class DenseCLIPEncoder(SemanticEncoder):
         for i in range(0, len(flat), 256):
             tokens = self.tokenizer(flat[i:i + 256]).to(device)
             chunks.append(self.model.encode_text(tokens).float())
-        emb = F.normalize(torch.cat(chunks), dim=-1).view(len(class_names), n_t, -1)
+        emb = F.normalize(torch.cat(chunks), dim=-1).view(len(prompts), n_t, -1)
         return F.normalize(emb.mean(dim=1), dim=-1)

@@ -26,7 +26,6 @@ evaluation) runs on a CPU without downloading SAM.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from functools import partial
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sairbench.digest import weights_digest
 from sairbench.errors import SairbenchError
 from sairbench.semantic.base import SemanticEncoder, check_image
 
@@ -119,17 +119,6 @@ def _width_depth(sd: dict[str, Tensor]) -> tuple[int | None, int]:
     width = int(w.shape[0]) if isinstance(w, Tensor) and w.ndim == 4 else None
     depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.") and k.count(".") >= 2})
     return width, depth
-
-
-def weights_digest(sd: dict[str, Tensor]) -> str:
-    """Digest of an encoder state dict (names, dtypes, shapes, bytes; as read, before any resizing):
-    identifies the SAM weights whatever file holds them."""
-    h = hashlib.sha256()
-    for key in sorted(sd):
-        t = sd[key].detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
 
 
 def save_random_sam_checkpoint(path: str | os.PathLike, model_type: str = "vit_test", seed: int = 0,

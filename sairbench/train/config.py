@@ -63,6 +63,7 @@ class TrainConfig:
     sir_checkpoint: str | None = None  # semantic presets: the trained semantic branch (stage 1)
     joint: bool = False  # semantic presets: also train SIR through the colour loss
     semantic_encoder: str = "indomain"  # `sir`: indomain (from semantic_checkpoint), clip or sam
+    clip_weights: str | None = None  # `sir --semantic-encoder clip`: a local file or an open_clip tag (default $SAIRBENCH_CLIP_WEIGHTS)
     init: str | None = None  # start from this checkpoint's weights (same model), fresh optimizer and schedule
 
     def to_dict(self) -> dict[str, Any]:

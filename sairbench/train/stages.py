@@ -74,8 +74,10 @@ def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     from sairbench.models.sir import bilinear_points
 
     trained_encoder = None
-    if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # open_clip / $SAIRBENCH_CLIP_WEIGHTS, $SAIRBENCH_SAM_CHECKPOINT
+    if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # $SAIRBENCH_CLIP_WEIGHTS (or --clip-weights), $SAIRBENCH_SAM_CHECKPOINT
         enc_spec = EXTERNAL_ENCODERS[cfg.semantic_encoder]
+        if cfg.semantic_encoder == "clip" and cfg.clip_weights:
+            enc_spec = {"name": "clip-dense", "args": {"pretrained": cfg.clip_weights}}
     elif cfg.semantic_encoder == "indomain":
         path = _checkpoint_or_shipped(cfg.semantic_checkpoint, "semantic")
         trained_encoder = load_model(path, expect=("indomain-encoder",))
@@ -84,7 +86,7 @@ def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use indomain, clip or sam.")
     model = make({"name": "semantic-branch",
                   "args": {"encoder": enc_spec, "filler": "sir", "sir": dict(SIR[cfg.size]), "train_sir": True}})
-    if hasattr(model.encoder, "spec_args"):  # SAM: record the encoder as built (size, weights digest)
+    if hasattr(model.encoder, "spec_args"):  # CLIP, SAM: record the encoder as built (size, weights digest)
         model.spec["args"]["encoder"] = {"name": enc_spec["name"], "args": model.encoder.spec_args()}
     if trained_encoder is not None:
         model.encoder.load_state_dict(trained_encoder.state_dict())

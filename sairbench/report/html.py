@@ -1,0 +1,197 @@
+"""The report as one self-contained HTML page (``sairbench report --html`` -> ``report.html``).
+
+Everything is inside the file: the tables (:class:`HtmlRenderer`, same cells, best marks and notes
+as the LaTeX and Markdown renderers), the paired tests, the figures as base64 PNG (the metric
+against hole ratio of each section, drawn here, and each run's ``figures/qualitative.png`` when
+``sairbench figures`` made one) and each run's meta.json facts (protocol, dataset, size, limit,
+masks, seed, LPIPS status, versions). A small inline script, run on load, writes what the browser
+rendered (tables, model rows, decoded figures) into the page's summary line and into
+``body[data-rendered]`` (JSON), so that a headless browser can check the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from sairbench.report.naming import DECIMALS, METRIC_NAMES, bucket_label, format_number, label_safe, metric_title
+from sairbench.report.render import MarkdownRenderer, format_difference, format_p
+from sairbench.report.settings import describe, describe_masks, lpips_status
+from sairbench.report.table import Cell, Difference, Note, Table
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:78em;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0}th,td{padding:.2em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left;white-space:nowrap}thead th{text-align:center}
+thead tr:last-child th{border-bottom:1px solid #444}div.wide{overflow-x:auto}
+table.results,table.paired{border-top:2px solid #444;border-bottom:2px solid #444}
+tr.published td{color:#555}tr.published.first td{border-top:1px solid #999}
+caption{caption-side:top;font-weight:600;text-align:left;padding-bottom:.3em}
+p.note{font-size:.85em;color:#444;margin:.2em 0}table.facts td,table.facts th{font-size:.85em;text-align:left;
+border-bottom:1px solid #ddd}figure{margin:1em 0}figure img{max-width:100%}figcaption{font-size:.85em;color:#444}
+.skipped{color:#a40}
+"""
+
+_SCRIPT = """
+window.addEventListener("load", function () {
+  var shown = function (el) { return el.getBoundingClientRect().height > 0; };
+  var tables = Array.prototype.filter.call(document.querySelectorAll("table.results"), shown);
+  var rows = 0;
+  tables.forEach(function (t) { rows += Array.prototype.filter.call(t.tBodies[0].rows, shown).length; });
+  var paired = Array.prototype.filter.call(document.querySelectorAll("table.paired"), shown).length;
+  var figs = Array.prototype.filter.call(document.images, function (im) {
+    return im.complete && im.naturalWidth > 0 && shown(im); }).length;
+  var facts = {results_tables: tables.length, model_rows: rows, paired_tables: paired, figures: figs,
+               figures_expected: document.images.length};
+  document.body.setAttribute("data-rendered", JSON.stringify(facts));
+  document.getElementById("page-summary").textContent = tables.length + " results tables, " + rows +
+    " model rows, " + paired + " paired-test tables, " + figs + " of " + document.images.length + " figures shown.";
+});
+"""
+
+
+class HtmlRenderer:
+    """A :class:`Table` as an HTML ``<table>`` (class ``results`` or ``paired``, id = its label):
+    a caption, two header rows (bucket over metric), best values and significant differences in
+    ``<strong>``, published rows marked ``†`` (class ``published``), ``n/a`` for no value, notes
+    as ``<p class="note">`` after it."""
+
+    def render(self, table: Table) -> str:
+        """The table and its notes as HTML text."""
+        groups = "".join(f'<th colspan="{len(g.metrics)}">{escape(bucket_label(g.bucket, "md"))}</th>'
+                         for g in table.groups)
+        stub = escape(MarkdownRenderer.stub[table.kind])
+        if table.kind == "paired":
+            metrics = "".join("<th>Δ [95% CI], p</th>" for _ in table.columns())
+        else:
+            metrics = "".join(f"<th>{escape(metric_title(m))}</th>" for _, m in table.columns())
+        out = [f'<div class="wide"><table class="{table.kind}" id="{escape(label_safe(table.label))}">',
+               f"<caption>{escape(table.caption)}</caption>",
+               f'<thead><tr><th rowspan="2">{stub}</th>{groups}</tr><tr>{metrics}</tr></thead><tbody>']
+        previous = None
+        for row in table.rows:
+            cls = ("published" + (" first" if previous is False else "")) if row.published else "run"
+            previous = row.published
+            name = " − ".join(escape(n) for n in row.names) + (" †" if row.published else "")
+            out.append(f'<tr class="{cls}"><td>{name}</td>' + "".join(f"<td>{self.cell(c)}</td>" for c in row.cells)
+                       + "</tr>")
+        out.append("</tbody></table></div>")
+        out += [f'<p class="note">{self.note(n)}</p>' for n in table.notes]
+        return "\n".join(out)
+
+    def cell(self, cell: Cell) -> str:
+        """One cell as HTML: a value (``± ci`` after it when it has an interval) or ``Δ [CI], p``."""
+        if cell is None:
+            return "n/a"
+        if isinstance(cell, Difference):
+            diff, ci = format_difference(cell)
+            p = format_p(cell.p)
+            text = "n/a" if diff == "n/a" else f"{diff} {ci}, p{p if p.startswith('<') else '=' + p}"
+            return f"<strong>{escape(text)}</strong>" if cell.significant else escape(text)
+        text = format_number(cell.mean, cell.metric, "md")
+        if np.isfinite(cell.mean) and np.isfinite(cell.ci):
+            text += f" ± {cell.ci:.{DECIMALS.get(cell.metric, 3)}f}"
+        return f"<strong>{escape(text)}</strong>" if cell.best else escape(text)
+
+    def note(self, note: Note) -> str:
+        """One footnote as escaped text (the standard sentences as in Markdown)."""
+        if note.kind == "ci":
+            return escape(MarkdownRenderer.ci_note)
+        if note.kind == "paired":
+            return escape(MarkdownRenderer.paired_note.format(name=METRIC_NAMES.get(note.metric, note.metric)))
+        return ("† " if note.kind == "published" else "") + escape(note.text)
+
+
+def _png_data(fig) -> str:
+    """A matplotlib figure as a ``data:image/png;base64,...`` URI (110 dpi)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(src: str, caption: str) -> str:
+    """An HTML ``<figure>`` of the image URI ``src``."""
+    return f'<figure><img src="{src}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+
+
+def section_figures(section) -> list[str]:
+    """The figures of a :class:`~sairbench.report.document.Section` as HTML ``<figure>``\\ s: the
+    metric against hole ratio of its per-image rows (when they have ``ratio`` and ``psnr``), then
+    each run's ``figures/qualitative.png``."""
+    out = []
+    per, group = section.per_image, section.group
+    if group is None:
+        return out
+    if len(per) and {"ratio", "psnr", "model"} <= set(per.columns):
+        import matplotlib.pyplot as plt
+
+        from sairbench.figures import ratio_curves_figure
+
+        lp = [m.get("lpips") for m in group.metas if isinstance(m.get("lpips"), dict)]
+        reason = "" if any(x.get("available") for x in lp) or not lp else str(lp[0].get("reason", ""))
+        fig, _ = ratio_curves_figure(per, section.title, reason)
+        out.append(_figure(_png_data(fig), f"Metric against hole ratio per model: {section.title} (bin means, 95% CI)."))
+        plt.close(fig)
+    for meta in group.metas:
+        png = Path(meta["_dir"]) / "figures" / "qualitative.png"
+        if png.is_file():
+            src = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+            out.append(_figure(src, f"Qualitative results of run {meta['_run']} (from `sairbench figures`)."))
+    return out
+
+
+def _dataset(meta: dict, key: str, default: str = "?") -> str:
+    """``meta["dataset"][key]`` as text (the dataset itself for ``"name"`` when it is a plain name)."""
+    ds = meta.get("dataset")
+    if isinstance(ds, dict):
+        return describe(ds.get(key, default))
+    return describe(ds) if key == "name" and ds is not None else default
+
+
+#: the meta.json facts shown per run: (row title, function of the meta.json dict -> text)
+FACTS = (
+    ("protocol", lambda m: describe(m.get("protocol", "?"))),
+    ("dataset", lambda m: _dataset(m, "name")),
+    ("split", lambda m: _dataset(m, "split")),
+    ("size", lambda m: _dataset(m, "size")),
+    ("limit", lambda m: _dataset(m, "limit", "none")),
+    ("masks", lambda m: describe_masks(m.get("masks"))),
+    ("seed", lambda m: describe(m.get("seed", "?"))),
+    ("LPIPS", lpips_status),
+    ("models", lambda m: describe(m.get("models", "?"))),
+    ("device", lambda m: describe(m.get("device", "?"))),
+    ("created", lambda m: describe(m.get("created", "?"))),
+    ("versions", lambda m: ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items()) or "?"),
+)
+
+
+def facts_table(metas: list[dict]) -> str:
+    """The meta.json facts of runs as an HTML table: one row per fact, one column per run."""
+    head = "".join(f"<th>{escape(m['_run'])}</th>" for m in metas)
+    rows = "".join(f"<tr><th>{escape(name)}</th>" + "".join(f"<td>{escape(str(fn(m)))}</td>" for m in metas) + "</tr>"
+                   for name, fn in FACTS)
+    return f'<table class="facts"><thead><tr><th>run</th>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def render_html(report) -> str:
+    """A :class:`~sairbench.report.document.Report` as one self-contained HTML page (text)."""
+    renderer = HtmlRenderer()
+    body = ["<h1>sairbench report</h1>", '<p id="page-summary">(the tables below)</p>']
+    if report.skipped:
+        body.append(f'<p class="skipped">Skipped incomplete runs (no summary.csv or meta.json): '
+                    f'{escape(", ".join(report.skipped))}.</p>')
+    toc = "".join(f'<li><a href="#sec-{i}">{escape(s.title)}</a></li>' for i, s in enumerate(report.sections))
+    body.append(f"<nav><ul>{toc}</ul></nav>")
+    for i, section in enumerate(report.sections):
+        body += [f'<section id="sec-{i}">', f"<h2>{escape(section.title)}</h2>", renderer.render(section.table)]
+        body += [renderer.render(t) for t in section.paired]
+        body += section_figures(section)
+        if section.group is not None:
+            body += ["<h3>Runs (meta.json)</h3>", facts_table(section.group.metas)]
+        body.append("</section>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>sairbench report</title>"
+            f"<style>{_STYLE}</style></head>\n<body>\n" + "\n".join(body) + f"\n<script>{_SCRIPT}</script>\n</body></html>\n")

@@ -1,0 +1,16 @@
+"""Test-wide settings: caches go to a temporary folder, never the user's ~/.cache."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    import os
+
+    old = os.environ.get("SAIRBENCH_CACHE_DIR")
+    os.environ["SAIRBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("sairbench-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SAIRBENCH_CACHE_DIR", None)
+    else:
+        os.environ["SAIRBENCH_CACHE_DIR"] = old
