@@ -48,9 +48,8 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
     """Every model x pair of an inpainting protocol (a shard of them with ``shard`` = (i, n), 0-based).
 
     ``size``, ``fit``, ``limit`` and ``per_bucket`` override the protocol's and the dataset's defaults."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from sairbench.metrics import default_lpips_scorer
+    from sairbench.progress import progress as track
 
     t_start = time.perf_counter()
     data = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size, fit=fit, per_bucket=per_bucket)
@@ -66,13 +65,14 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
     lpips_scorer = default_lpips_scorer(device) if "lpips" in metrics else None
     dev = torch.device(device)
     chunks = expected_parts(names, len(data.pairs))[shard[0]::shard[1]]
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  disable=not progress, console=console) as bar:
-        task = bar.add_task(f"{proto.name}: {len(names)} models x {len(data.pairs)} pairs", total=len(chunks))
+    n_items = sum(min(CHUNK, len(data.pairs) - c) for _, c in chunks)
+    with track(n_items, f"{proto.name}: {len(names)} models x {len(data.pairs)} pairs", "pairs", console,
+               progress) as bar:
         loaded: dict[str, Any] = {}
         for model_name, c in chunks:
+            n = min(CHUNK, len(data.pairs) - c)
             if folder.has_part(model_name, c):
-                bar.advance(task)
+                bar.skip(n)
                 continue
             if model_name not in loaded:
                 loaded.clear()
@@ -80,13 +80,13 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                 model.to(dev)
                 loaded[model_name] = model
                 folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"])))
-            bar.update(task, description=f"{proto.name}: {model_name}")
+            bar.describe(f"{proto.name}: {model_name}")
             torch.manual_seed(proto.seed)
             predict = ModelPredictions(loaded[model_name], data.dataset, data.masks, dev)
             df = score_items(data.pairs[c:c + CHUNK], predict, metrics, proto.metrics.ssim, lpips_scorer)
             df.insert(4, "model", model_name)
             folder.write_part(model_name, c, df)
-            bar.advance(task)
+            bar.advance(n)
 
     total_s = folder.add_elapsed(time.perf_counter() - t_start)
     if not set(expected_parts(names, len(data.pairs))) <= set(folder.parts()):

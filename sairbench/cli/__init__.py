@@ -1,37 +1,74 @@
-"""The ``sairbench`` command line: thin commands over the library, one module per command group."""
+"""The ``sairbench`` command line: thin commands over the library, one module per command group.
+
+:func:`main` turns every way a command can end into one line and an exit code, under both click
+layouts the allowed typer versions have (``click`` itself, or the copy typer >= 0.2x vendors):
+SairbenchError and usage errors exit 2 (one line plus the usage hint), bare ``sairbench`` shows the
+help and exits 0, Ctrl-C prints the resume hint and exits 130. Warnings print as one line each.
+"""
 
 from __future__ import annotations
 
 import sys
+import warnings
 
-import typer
 from rich.console import Console
 
 from sairbench.cli import masks, models, report, run, train  # noqa: F401  (register the commands)
 from sairbench.cli.common import app
 from sairbench.errors import SairbenchError
 
+RESUME_HINT = "interrupted; rerun the same command with --resume to continue where it stopped."
+
+
+def _one_line_warnings() -> None:
+    """Show each distinct warning once, as one line on stderr (no source line)."""
+    seen: set[str] = set()
+    err = Console(stderr=True)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if text not in seen:
+            seen.add(text)
+            err.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
+
+    warnings.showwarning = show
+
+
+def _exit_for_click(exc: BaseException) -> int | None:
+    """The exit code of a click exception of either layout (None when ``exc`` is not one)."""
+    kind = type(exc).__name__
+    if kind == "NoArgsIsHelpError":  # bare `sairbench` or a bare group: the help was shown
+        return 0
+    if kind == "Abort":  # click turns Ctrl-C into Abort
+        Console(stderr=True).print(RESUME_HINT)
+        return 130
+    if kind == "Exit":
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # ClickException / UsageError
+        exc.show()
+        return int(exc.exit_code)
+    return None
+
 
 def main() -> None:
+    _one_line_warnings()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except SairbenchError as err:
         Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted; rerun with --resume to continue.")
+        Console(stderr=True).print(RESUME_HINT)
         sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except Exception as exc:
+        code = _exit_for_click(exc)
+        if code is None:
+            raise
+        sys.exit(code)
+    if isinstance(rc, int) and rc:
+        if rc == 130:
+            Console(stderr=True).print(RESUME_HINT)
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,52 @@ app.add_typer(masks_app, name="masks")
 console = Console()
 
 
+def version_text() -> str:
+    """'sairbench X (commit C; shipped checkpoints from commit S)'."""
+    import json
+
+    from sairbench import __version__
+    from sairbench.checkpoint import git_commit, shipped_path
+
+    shipped = "none shipped"
+    path = shipped_path("liif")
+    if path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("sairbench", "{}"))
+        shipped = f"shipped checkpoints from commit {str(meta.get('provenance', {}).get('commit', 'unknown'))[:10]}"
+    return f"sairbench {__version__} (source commit {git_commit()[:10]}; {shipped})"
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(version_text(), highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and the commit of the shipped checkpoints")) -> None:
+    """Benchmark suite for implicit-representation inpainting (SAIR, LIIF, LTE, ...)."""
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """torch CPU threads for this command: ``threads``, or by default the cores this process may
+    use (never more, so that side-by-side commands can be given --threads 1 each)."""
+    import os
+
+    import torch
+
+    from sairbench import validate
+
+    validate.positive("--threads", threads)
+    if threads is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, min(torch.get_num_threads(), cores))
+    torch.set_num_threads(threads)
+
+
 def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
     if text is None:
         return None

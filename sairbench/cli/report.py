@@ -88,10 +88,13 @@ def figures(
     bucket: str = typer.Option("40-60%", help="hole-ratio bucket of the grid's masks"),
     grid: bool = typer.Option(True, help="draw the qualitative grid (re-runs each model on a few pairs)"),
     device: str = typer.Option("cpu"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use)"),
 ) -> None:
     """PSNR and LPIPS against hole ratio per model, and a qualitative grid (PNG and PDF)."""
+    from sairbench.cli.common import set_threads
     from sairbench.figures import write_figures
 
+    set_threads(threads)
     if images < 1:
         raise SairbenchError(f"--images {images}: give at least 1 image for the grid.")
     paths = write_figures(run, out, n_images=images, image_names=image, bucket=bucket, grid=grid, device=device)

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from sairbench.cli.common import app, console, print_summary
+from sairbench.cli.common import app, console, print_summary, set_threads
 from sairbench.errors import SairbenchError
 
 
@@ -53,6 +53,8 @@ def run(
     checkpoint: Optional[List[str]] = typer.Option(None, help="NAME=PATH: evaluate model NAME from this checkpoint; "
                                                    "NAME may be a variant like sair@step1500 (repeatable)"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use; give 1 "
+                                          "to each of several commands run side by side)"),
 ) -> None:
     """Run a protocol: every model x image x mask, scored per image, summarised by bucket."""
     from sairbench.run import run_protocol
@@ -62,6 +64,7 @@ def run(
 
     proto = load_protocol(protocol)
     validate.device(device)
+    set_threads(threads)
     i, n = parse_shard(shard)
     checkpoints: dict[str, str] = {}
     if train_missing:
@@ -80,8 +83,6 @@ def run(
     if (out / "summary.csv").is_file():
         print_summary(out, f"{proto.name} — {out}")
         meta = json.loads((out / "meta.json").read_text())
-        if not meta.get("lpips", {}).get("available", True):
-            console.print(f"[yellow]LPIPS is NaN: {meta['lpips']['reason']}[/yellow]")
         if meta.get("skipped_models"):
             console.print(f"skipped (not available here): {', '.join(meta['skipped_models'])}")
     else:
@@ -98,10 +99,12 @@ def eval_outside(
     pairs: Optional[Path] = typer.Option(None, help="pairs.csv of the export (default: next to --mask-dir or --gt-dir)"),
     results: str = typer.Option("results", help="results root folder"),
     protocol: Optional[str] = typer.Option(None, help="protocol whose metrics and SSIM convention to use (default: the export's)"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use)"),
 ) -> None:
     from sairbench.outside import evaluate_predictions
     from sairbench.protocol import load_protocol
 
+    set_threads(threads)
     proto = load_protocol(protocol) if protocol else None
     out = evaluate_predictions(pred_dir, gt_dir, mask_dir, name, pairs=pairs, results_root=results, proto=proto)
     print_summary(out, f"{name} (outside) — {out}")
@@ -111,9 +114,11 @@ def eval_outside(
 def merge(
     runs: List[Path] = typer.Argument(..., help="the shard folders of one run (or the one folder the shards shared)"),
     device: str = typer.Option("cpu", help="recorded in meta.json"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use)"),
 ) -> None:
     """Merge the shards of `sairbench run --shard i/n` into per_image, summary and meta (in the first folder)."""
     from sairbench.run import merge_shards
 
+    set_threads(threads)
     out = merge_shards(runs, device=device)
     print_summary(out, f"merged — {out}")

@@ -34,7 +34,8 @@ def train(
     export: Optional[Path] = typer.Option(None, help="also write the final weights as safetensors here"),
     device: str = typer.Option("cpu"),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
-    workers: int = typer.Option(0, help="data-loading processes preparing batches ahead (same batches, same weights)"),
+    workers: Optional[int] = typer.Option(None, help="data-loading processes preparing batches ahead (same batches, same "
+                                          "weights; default: 0 on CPU, cores-1 up to 8 on a GPU)"),
     fast: bool = typer.Option(True, help="fast decoder path (equal outputs; on GPUs the plain path can train faster)"),
     semantic_checkpoint: Optional[str] = typer.Option(None, help="`sir`: trained semantic encoder (default: shipped)"),
     sir_checkpoint: Optional[str] = typer.Option(None, help="semantic presets: trained SIR stage (default: shipped)"),

@@ -33,8 +33,7 @@ def _warn_once(message: str) -> None:
     if message in _WARNED:
         return
     _WARNED.add(message)
-    log.warning(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)  # one line in the CLI (sairbench.cli.main)
 
 
 _TEMPLATE = None

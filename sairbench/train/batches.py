@@ -71,7 +71,10 @@ class StepBatches(torch.utils.data.Dataset):
 def step_batches(dataset, cfg: TrainConfig, start: int, end: int, rank: int = 0, world: int = 1):
     """Iterator over the batches of steps ``start..end-1``; ``cfg.workers`` > 0 prefetches them."""
     items = StepBatches(dataset, cfg, start, end, rank, world)
-    if cfg.workers <= 0:
+    from sairbench.train.config import default_workers
+
+    workers = default_workers(cfg.device) if cfg.workers is None else cfg.workers
+    if workers <= 0:
         return (items[i] for i in range(len(items)))
-    return iter(torch.utils.data.DataLoader(items, batch_size=None, shuffle=False, num_workers=cfg.workers,
+    return iter(torch.utils.data.DataLoader(items, batch_size=None, shuffle=False, num_workers=workers,
                                             prefetch_factor=4, pin_memory=cfg.device.startswith("cuda")))

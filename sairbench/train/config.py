@@ -57,7 +57,7 @@ class TrainConfig:
     out: str = "runs/liif"
     device: str = "cpu"
     threads: int | None = None
-    workers: int = 0  # data-loading processes that prepare the next batches while the model trains
+    workers: int | None = None  # data-loading processes preparing the next batches; None: default_workers(device)
     fast: bool = True
     semantic_checkpoint: str | None = None  # `sir`: the trained semantic encoder
     sir_checkpoint: str | None = None  # semantic presets: the trained semantic branch (stage 1)
@@ -88,7 +88,8 @@ def make_config(model: str, **options: Any) -> TrainConfig:
         validate.positive("--" + key.replace("_", "-"), options.get(key))
     for key in ("keep_every", "epochs", "threads"):
         validate.positive("--" + key.replace("_", "-"), options.get(key))
-    validate.non_negative("--workers", options.get("workers", 0))
+    if options.get("workers") is not None:
+        validate.non_negative("--workers", options["workers"])
     for key in ("lr", "lr_final"):
         value = sched_kw.get(key)
         if value is not None and not value > 0:
@@ -105,3 +106,14 @@ def make_config(model: str, **options: Any) -> TrainConfig:
                                lr=sched_kw.get("lr"), lr_final=sched_kw.get("lr_final"))
     options["out"] = str(options.get("out") or f"runs/{model}")
     return TrainConfig(model=model, schedule=schedule, **options)
+
+
+def default_workers(device: str) -> int:
+    """Data-loading processes by default: on a GPU, all but one of the cores this process may use
+    (at most 8), so the card does not wait for batches; on a CPU none (the cores train)."""
+    import os
+
+    if not str(device).startswith("cuda"):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))

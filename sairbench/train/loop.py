@@ -138,7 +138,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     total = cfg.schedule.steps
     with bar:
         task = bar.add_task(f"train {cfg.model}", total=total, completed=start, loss=float("nan"), sps=0.0)
-        t_last, loss_acc, n_acc = time.perf_counter(), 0.0, 0
+        t_last, loss_acc, n_acc, wait_acc, step_acc = time.perf_counter(), 0.0, 0, 0.0, 0.0
         end = total if stop_after is None else min(total, start + stop_after)
         batches = step_batches(dataset, cfg, start, end, rank, world)
         for step in range(start, end):
@@ -147,6 +147,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
             for g in opt.param_groups:
                 g["lr"] = lr
             batch = [t.to(device, non_blocking=True) if t is not None else None for t in next(batches)]
+            wait_acc += time.perf_counter() - t0  # waiting for data (and moving it to the device)
             loss = loss_fn(ddp_model if world > 1 else model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -157,11 +158,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
             done = step + 1
             if done % 50 == 0 or done == total:
                 now = time.perf_counter()
-                history.append({"step": done, "loss": loss_acc / n_acc, "lr": lr, "wall_time_s": wall})
+                step_acc = now - t_last
+                eta = step_acc / n_acc * (end - done)
+                history.append({"step": done, "loss": loss_acc / n_acc, "lr": lr, "wall_time_s": wall,
+                                "data_wait": round(wait_acc / max(step_acc, 1e-9), 4), "eta_s": round(eta, 1)})
                 bar.update(task, completed=done, loss=loss_acc / n_acc, sps=n_acc / max(now - t_last, 1e-9))
                 if rank == 0 and log_lines:
                     print(json.dumps(history[-1]), flush=True)
-                t_last, loss_acc, n_acc = now, 0.0, 0
+                t_last, loss_acc, n_acc, wait_acc = now, 0.0, 0, 0.0
             if done % cfg.save_every == 0 or done in (total, end):
                 save(done)
             if cfg.keep_every and done % cfg.keep_every == 0 and rank == 0:
