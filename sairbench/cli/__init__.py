@@ -53,7 +53,7 @@ def _exit_for_click(exc: BaseException) -> int | None:
 def main() -> None:
     _one_line_warnings()
     try:
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="sairbench")
     except SairbenchError as err:
         Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
