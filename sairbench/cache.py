@@ -56,3 +56,42 @@ def cached_tensor(kind: str, key: dict[str, Any], compute: Callable[[], torch.Te
     except OSError:  # a read-only cache folder must not stop the computation
         pass
     return value
+
+
+FEATURE_CACHE_ENV = "SAIRBENCH_FEATURE_CACHE"  # "1": cache frozen-encoder features (see cached_batch)
+
+
+def feature_cache_enabled() -> bool:
+    return os.environ.get(FEATURE_CACHE_ENV, "") == "1" and cache_root() is not None
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """sha256 of a tensor's dtype, shape and bytes."""
+    t = t.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def cached_batch(kind: str, keys: list[dict[str, Any]], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """A batch (B, ...) whose item i is stored under ``keys[i]``.
+
+    When every item is stored, they are read; otherwise the whole batch is computed, exactly as
+    without a cache (so numbers do not depend on what was cached before), and every item stored."""
+    from safetensors.torch import load_file, save_file
+
+    root = cache_root()
+    paths = [root / kind / f"{key_digest(k)}.safetensors" for k in keys] if root is not None else []
+    if paths and all(p.is_file() for p in paths):
+        try:
+            return torch.stack([load_file(str(p))["value"] for p in paths])
+        except Exception:  # a damaged entry: recompute the batch
+            pass
+    value = compute()
+    for p, item in zip(paths, value.detach().cpu()):
+        try:
+            with atomic_path(p) as tmp:
+                save_file({"value": item.contiguous()}, str(tmp))
+        except OSError:
+            break
+    return value

@@ -109,9 +109,31 @@ class SemanticBranch(nn.Module):
                 p.requires_grad_(flag)
 
     def embed(self, masked_image: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Frozen encoder: (B, 3, H, W) in [0, 1] -> (B, C, h, w)."""
+        """Frozen encoder: (B, 3, H, W) in [0, 1] -> (B, C, h, w).
+
+        With ``$SAIRBENCH_FEATURE_CACHE=1`` the result is cached per image (and mask), keyed by the
+        encoder's spec and weights digest (``sairbench.cache.cached_batch``)."""
+        from sairbench import cache
+
         with torch.no_grad():
-            return self.encoder(masked_image, mask)
+            if not cache.feature_cache_enabled():
+                return self.encoder(masked_image, mask)
+            encoder_key = self.encoder_key()
+            keys = [{"encoder": encoder_key, "image": cache.tensor_digest(masked_image[i]),
+                     "mask": None if mask is None else cache.tensor_digest(mask[i])} for i in range(len(masked_image))]
+            out = cache.cached_batch("features", keys, lambda: self.encoder(masked_image, mask))
+            return out.to(masked_image.device)
+
+    def encoder_key(self) -> str:
+        """What identifies the frozen encoder's outputs: its spec and a digest of its weights."""
+        if getattr(self, "_encoder_key", None) is None:
+            from sairbench.cache import key_digest
+            from sairbench.digest import weights_digest
+
+            digest = getattr(self.encoder, "weights_sha256", None) or weights_digest(self.encoder.state_dict())
+            spec = getattr(self.encoder, "spec", None) or {"class": type(self.encoder).__name__}
+            self._encoder_key = key_digest({"spec": spec, "weights": digest})
+        return self._encoder_key
 
     def gen_feat(self, masked_image: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
         emb = self.embed(masked_image, mask)
