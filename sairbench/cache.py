@@ -95,3 +95,24 @@ def cached_batch(kind: str, keys: list[dict[str, Any]], compute: Callable[[], to
         except OSError:
             break
     return value
+
+
+def cached_json(kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+    """``compute()`` (JSON-able), or the value stored under (``kind``, ``key``)."""
+    from sairbench.io import atomic_write_text
+
+    root = cache_root()
+    if root is None:
+        return compute()
+    path = root / kind / f"{key_digest(key)}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))["value"]
+        except (OSError, ValueError, KeyError):
+            pass
+    value = compute()
+    try:
+        atomic_write_text(path, json.dumps({"key": key, "value": value}))
+    except OSError:
+        pass
+    return value

@@ -235,13 +235,21 @@ def load_mask_folder(
     size = (int(size[0]), int(size[1]))
     keep_all = per_bucket is None
     found: dict[str, list[tuple[str, Path, float, np.ndarray | None]]] = {b[0]: [] for b in BUCKETS}
-    for path in files:
-        mask = read_mask(path, size=size, hole_value=hole_value)
-        ratio = hole_ratio(mask)
+    ratios = None
+    if not keep_all:  # the mask-set index: each file's hole ratio at this size, read once (sairbench.cache)
+        from sairbench.cache import cached_json
+
+        stats = [(p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        key = {"folder": str(folder.resolve()), "files": stats, "size": size, "hole_value": hole_value}
+        ratios = cached_json("mask-index", key, lambda: [hole_ratio(read_mask(p, size=size, hole_value=hole_value))
+                                                         for p in files])
+    for k, path in enumerate(files):
+        mask = read_mask(path, size=size, hole_value=hole_value) if keep_all else None
+        ratio = hole_ratio(mask) if keep_all else float(ratios[k])
         bucket = bucket_of(ratio)
         if bucket is not None:
             name = path.relative_to(folder).with_suffix("").as_posix().replace("/", "__")
-            found[bucket].append((name, path, ratio, mask if keep_all else None))
+            found[bucket].append((name, path, ratio, mask))
     if not any(found.values()):
         kind = "white" if hole_value >= 128 else "black"
         raise SairbenchError(

@@ -84,13 +84,14 @@ def build_pairs(dataset, masks) -> list[Pair]:
     return pairs
 
 
-def open_dataset(ds_cfg: dict[str, Any], seed: int):
-    """The evaluation dataset that ``ds_cfg`` (see :func:`dataset_settings`) describes."""
+def open_dataset(ds_cfg: dict[str, Any], seed: int, labels: bool = True):
+    """The evaluation dataset that ``ds_cfg`` (see :func:`dataset_settings`) describes; ``labels``
+    False when no label is needed (inpainting runs), so label files are not read."""
     from sairbench.data import get_dataset
 
     return get_dataset(ds_cfg["name"], split=ds_cfg.get("split") or "test", size=int(ds_cfg["size"]),
                        root=ds_cfg.get("root"), limit=ds_cfg.get("limit"), seed=seed,
-                       fit=ds_cfg.get("fit") or "center-crop")
+                       fit=ds_cfg.get("fit") or "center-crop", labels=labels)
 
 
 def dataset_settings(proto: Protocol, **overrides: Any) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def dataset_settings(proto: Protocol, **overrides: Any) -> dict[str, Any]:
 
 def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: str | None = None,
                        limit: int | None = None, mask_dir: str | None = None, size: int | None = None,
-                       fit: str | None = None, per_bucket: int | None = None) -> ProtocolData:
+                       fit: str | None = None, per_bucket: int | None = None, labels: bool = True) -> ProtocolData:
     """The dataset, masks and pairs of a protocol run; the keyword arguments override the
     protocol's (and the dataset's) settings."""
     from sairbench import validate
@@ -120,7 +121,7 @@ def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: s
     ds_cfg = dataset_settings(proto, name=dataset, root=data_root, limit=limit, size=size, fit=fit)
     if per_bucket is not None:
         proto.masks.per_bucket = validate.positive("--per-bucket", per_bucket)
-    ds = open_dataset(ds_cfg, proto.seed)
+    ds = open_dataset(ds_cfg, proto.seed, labels)
     if len(ds) == 0:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
     ds_cfg["images"] = len(ds)

@@ -52,7 +52,8 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
     from sairbench.progress import progress as track
 
     t_start = time.perf_counter()
-    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size, fit=fit, per_bucket=per_bucket)
+    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size, fit=fit, per_bucket=per_bucket,
+                              labels=False)  # inpainting models and metrics need no label maps
     names, skipped = select_models(models or proto.models.names, checkpoints)
     check_models(names, skipped, proto.name)
     settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
@@ -150,7 +151,7 @@ def load_run_settings(run: str | os.PathLike, rebuild: bool = True) -> RunSettin
         raise SairbenchError(f"{meta}: a '{proto.kind}' run; this needs an inpainting run (`sairbench run --protocol liu2018-masks`, ...).")
     rs = RunSettings(folder, proto, names, dict(folder.settings.get("checkpoints") or {}))
     if rebuild:
-        ds = open_dataset(ds_cfg, proto.seed)
+        ds = open_dataset(ds_cfg, proto.seed, labels=False)
         masks, desc = build_masks(proto, int(ds_cfg.get("size", 64)), mask_desc.get("folder"))
         if desc != mask_desc:
             raise SairbenchError(f"{meta}: the masks built now ({desc}) differ from the run's ({mask_desc}); "

@@ -39,3 +39,32 @@ def test_training_with_the_feature_cache_reaches_the_same_weights(tmp_path, monk
     a, b, c = (load_checkpoint(tmp_path / k / "last.pt")["model"]["sd"] for k in "abc")
     for k in a:
         assert torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]), k
+
+
+def test_the_mask_set_index_reads_each_file_once(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    import sairbench.masks as masks
+
+    monkeypatch.setenv("SAIRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for k, rows in enumerate([5, 6, 12, 13, 20, 21]):
+        m = np.zeros((40, 40), np.uint8)
+        m[:rows] = 255
+        Image.fromarray(m).save(folder / f"{k:05d}.png")
+    calls = []
+    real = masks.read_mask
+    monkeypatch.setattr(masks, "read_mask", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    first = masks.load_mask_folder(folder, (40, 40), per_bucket=1, seed=0)
+    assert len(calls) == 6 + 3  # the index, then the 3 chosen masks
+    calls.clear()
+    again = masks.load_mask_folder(folder, (40, 40), per_bucket=1, seed=0)
+    assert len(calls) == 3  # only the chosen masks
+    assert [(a.name, a.ratio, a.bucket) for a in first] == [(b.name, b.ratio, b.bucket) for b in again]
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(first, again))
+    (folder / "00000.png").touch()  # any change of the files makes a new index
+    calls.clear()
+    masks.load_mask_folder(folder, (40, 40), per_bucket=1, seed=0)
+    assert len(calls) == 6 + 3

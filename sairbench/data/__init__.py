@@ -41,6 +41,7 @@ def get_dataset(
     limit: int | None = None,
     seed: int = 0,
     fit: str = "center-crop",
+    labels: bool = True,
     **options,
 ) -> ImageDataset:
     """Open dataset ``name`` (one of ``DATASET_NAMES``) at ``size`` x ``size``.
@@ -48,6 +49,8 @@ def get_dataset(
     ``root``: the dataset folder; None -> ``$SAIRBENCH_DATA_ROOT/<official folder name>``
     (CelebAMask-HQ, ADEChallengeData2016); required for "folder"; unused by the built-ins.
     ``limit``: keep the first ``limit`` samples of the split. ``seed``: synthetic-faces only.
+    ``labels``: False skips reading label files (for models that need none; CelebAMask-HQ's 18
+    part PNGs per image are most of its loading time).
     ``fit``: how a non-square image becomes ``size`` x ``size`` (``sairbench.data.base.FITS``).
     ``options``: "folder" takes ``label_root`` and ``classes``; "synthetic-faces" takes ``length``
     and ``cache_size``.
@@ -55,6 +58,7 @@ def get_dataset(
     check_fit(fit)
     dataset = _open(name, split, size, root, limit, seed, options)
     dataset.fit = fit
+    dataset.with_labels = labels
     return dataset
 
 

@@ -58,6 +58,8 @@ class ADE20K(ImageDataset):
     def _load(self, i: int) -> Sample:
         img_path, ann_path = self._pairs[i]
         image = read_image(img_path)
+        if not self.with_labels:
+            return self.make_sample(img_path.stem, image, None)
         label = reduce_zero_label(read_label(ann_path))
         check_label_matches(label, image, ann_path, img_path)
         return self.make_sample(img_path.stem, image, label)

@@ -65,6 +65,7 @@ class ImageDataset:
         return self._load(self._index(i))
 
     fit: str = "center-crop"  # how a non-square image becomes size x size: see FITS
+    with_labels: bool = True  # False: label files are not read (models that need no labels)
 
     def make_sample(self, name: str, image: np.ndarray, label: np.ndarray | None) -> Sample:
         """A Sample at ``self.size`` x ``self.size`` under this dataset's ``fit`` policy."""

@@ -90,7 +90,7 @@ class CelebAHQ(ImageDataset):
         index, path = self._entries[i]
         image = read_image(path)
         label = None
-        if self.anno_dir is not None:
+        if self.anno_dir is not None and self.with_labels:
             label = merge_parts(self.anno_dir, index)
             if label is None:
                 raise SairbenchError(

@@ -60,7 +60,7 @@ class ImageFolder(ImageDataset):
         path = self._images[i]
         image = read_image(path)
         label = None
-        if self.label_root is not None:
+        if self.label_root is not None and self.with_labels:
             label_path = self._label_path(path)
             label = read_label(label_path)
             check_label_matches(label, image, label_path, path)

@@ -19,7 +19,7 @@ from sairbench.checkpoint import git_commit, load_checkpoint, load_weights, save
 from sairbench.errors import SairbenchError
 from sairbench.train.batches import step_batches
 from sairbench.train.config import TrainConfig
-from sairbench.train.stages import build_for_training
+from sairbench.train.stages import build_for_training, needs_labels
 
 
 def newest_snapshot(out: Path) -> tuple[dict, Path]:
@@ -79,7 +79,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     out = Path(cfg.out)
     ckpt_path = out / "last.pt"
 
-    dataset = get_dataset(cfg.dataset, split="train", size=cfg.image_size, root=cfg.data_root, seed=cfg.seed)
+    dataset = get_dataset(cfg.dataset, split="train", size=cfg.image_size, root=cfg.data_root, seed=cfg.seed,
+                          labels=needs_labels(cfg.model))
     steps_per_epoch = max(1, len(dataset) // cfg.schedule.batch)
     if cfg.schedule.name == "paper" and not cfg.schedule.steps:
         cfg.schedule.steps = (cfg.epochs or 200) * steps_per_epoch

@@ -36,6 +36,7 @@ class Stage:
     build: Callable[[TrainConfig, Any], tuple[torch.nn.Module, Loss]]
     description: str
     recipe: dict[str, Any]
+    needs_labels: bool = False
 
 
 def _checkpoint_or_shipped(path: str | None, stage: str) -> str:
@@ -142,7 +143,7 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
 
 STAGES: dict[str, Stage] = {
     "semantic": Stage("semantic", build_semantic, "in-domain semantic encoder (labelled dataset)",
-                      {"steps": 1000, "threads": 1}),
+                      {"steps": 1000, "threads": 1}, needs_labels=True),
     "sir": Stage("sir", build_sir, "SIR over a frozen semantic encoder (stage 1)",
                  {"steps": 1500, "threads": 1, "semantic_checkpoint": "{semantic}"}),
 }
@@ -153,6 +154,11 @@ def build_for_training(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss
     check_size(cfg.size, f"training '{cfg.model}'")
     stage = STAGES.get(cfg.model)
     return stage.build(cfg, dataset) if stage is not None else build_colour(cfg, dataset)
+
+
+def needs_labels(model: str) -> bool:
+    """Whether training ``model`` reads label maps (only the semantic stage does)."""
+    return model in STAGES and STAGES[model].needs_labels
 
 
 def recipe_of(name: str) -> dict[str, Any] | None:
