@@ -87,7 +87,7 @@ def _open(name, split, size, root, limit, seed, options) -> ImageDataset:
         from sairbench.data.photos import Photos
 
         _only(name, options)
-        return Photos(size=size, limit=limit, split=split)
+        return Photos(size=size, limit=limit, split=split, root=root, seed=seed)
     raise SairbenchError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}.")
 
 

@@ -2,16 +2,27 @@
 
 Sources, each used only when its file is present locally: scikit-image's bundled data files,
 matplotlib's ``sample_data/grace_hopper.jpg`` and scikit-learn's ``china.jpg`` / ``flower.jpg``.
-Grayscale photos are replicated to RGB. The split argument is ignored.
+Grayscale photos are replicated to RGB. With ``$SAIRBENCH_PHOTOS_DIR`` (or ``--data-root``) set to
+a folder filled by ``sairbench photos fetch``, the Debian photo corpus joins them
+(``sairbench.data.photo_corpus``). Train and test are split by photograph, never by crop.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
+
+import numpy as np
 
 from sairbench.data.base import ImageDataset, Sample, apply_limit
 from sairbench.errors import SairbenchError
 from sairbench.io import read_image
+
+TEST_EVERY = 4  # a quarter of the photographs (by name) are the test split
+TEST_CROPS = 4  # per test photograph: the whole photograph fitted, and 3 fixed half-scale crops
+TRAIN_CROPS = 2000  # random crops per training photograph (the train split's length)
+MAX_SIDE = 1536  # photographs are decoded once and kept at most this long
 
 # photographs among scikit-image's bundled files (name -> file); synthetic figures are left out
 SKIMAGE_PHOTOS = {
@@ -71,26 +82,87 @@ def find_photos() -> list[tuple[str, Path]]:
     return _skimage_files() + _matplotlib_files() + _sklearn_files()
 
 
+def split_of(name: str) -> str:
+    """The split of a photograph, fixed by its name (never by crop): 'test' for a quarter of them."""
+    return "test" if int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % TEST_EVERY == 0 else "train"
+
+
+def all_photos(root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """The bundled photographs, plus the indexed Debian corpus of ``root`` or ``$SAIRBENCH_PHOTOS_DIR``."""
+    from sairbench.data.photo_corpus import PHOTOS_DIR_ENV, indexed_photos
+
+    found = find_photos()
+    folder = root or os.environ.get(PHOTOS_DIR_ENV)
+    if folder:
+        found += indexed_photos(folder)
+    return found
+
+
 class Photos(ImageDataset):
+    """Real photographs, split by photograph (:func:`split_of`).
+
+    ``split="test"``: each test photograph fitted to ``size`` (the dataset's fit policy), then
+    ``TEST_CROPS - 1`` fixed half-scale crops of it. ``split="train"``: ``TRAIN_CROPS`` random crops
+    per training photograph at scales from ``size`` pixels to the whole short side (as
+    super-resolution training draws from DIV2K); crop ``i`` depends only on (seed, i).
+    ``split="all"``: every photograph once, fitted (no split).
+    """
+
     name = "photos"
 
-    def __init__(self, size: int = 64, limit: int | None = None, split: str = "test"):
+    def __init__(self, size: int = 64, limit: int | None = None, split: str = "test", root=None, seed: int = 0):
         super().__init__(size, split)
-        self.classes = []
-        found = find_photos()
+        if split not in ("train", "test", "all"):
+            raise SairbenchError(f"photos has no split {split!r}; use train, test or all.")
+        self.classes, self.seed = [], seed
+        found = all_photos(root)
         if not found:
             raise SairbenchError(
                 "photos: found no bundled photographs; install scikit-image, matplotlib or scikit-learn "
                 "(pip install scikit-image matplotlib scikit-learn)."
             )
-        self._files = found[: apply_limit(len(found), limit)]
+        self._files = found if split == "all" else [f for f in found if split_of(f[0]) == split]
+        self._per = {"train": TRAIN_CROPS, "test": TEST_CROPS, "all": 1}[split]
+        self._n = apply_limit(len(self._files) * self._per, limit)
+        self._decoded: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self._files)
+        return self._n
 
     def _name(self, i: int) -> str:
-        return self._files[i][0]
+        name = self._files[i // self._per][0]
+        return name if self._per == 1 else f"{name}@{i % self._per}"
+
+    def _photo(self, k: int) -> np.ndarray:
+        """Photograph ``k``, decoded once and kept with its long side at most MAX_SIDE pixels."""
+        if k not in self._decoded:
+            image = read_image(self._files[k][1])
+            h, w = image.shape[:2]
+            if max(h, w) > MAX_SIDE:
+                import cv2
+
+                f = MAX_SIDE / max(h, w)
+                image = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+            self._decoded[k] = image
+        return self._decoded[k]
 
     def _load(self, i: int) -> Sample:
-        name, path = self._files[i]
-        return self.make_sample(name, read_image(path), None)
+        k, j = divmod(i, self._per)
+        image = self._photo(k)
+        if self.split == "train":
+            image = self._random_crop(image, np.random.default_rng([self.seed, i]))
+        elif j > 0:  # fixed half-scale crops of a test photograph: top-left, centre, bottom-right
+            h, w = image.shape[:2]
+            s = min(h, w) // 2
+            top, left = [(0, 0), ((h - s) // 2, (w - s) // 2), (h - s, w - s)][(j - 1) % 3]
+            image = image[top:top + s, left:left + s]
+        return self.make_sample(self._name(i), image, None)
+
+    def _random_crop(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = image.shape[:2]
+        short = min(h, w)
+        lo = min(short, self.size)
+        side = int(round(np.exp(rng.uniform(np.log(lo), np.log(short)))))  # log-uniform scale
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        crop = image[top:top + side, left:left + side]
+        return crop[:, ::-1] if rng.random() < 0.5 else crop

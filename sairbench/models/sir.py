@@ -153,9 +153,24 @@ class SemanticBranch(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_sir):
             return self.sir.query_points(state["feat"], coord, cell, batch_index)
 
-    def precompute_cells(self, state: dict[str, Any], grid: tuple[int, int]) -> None:
-        """Store the normalised embedding at every cell centre of the (h, w) grid AIR queries on."""
-        state["cells"] = (F.normalize(self.dense(state, grid), dim=1).flatten(2).transpose(1, 2), grid)
+    def precompute_cells(self, state: dict[str, Any], grid: tuple[int, int], where: torch.Tensor | None = None) -> None:
+        """Store the normalised embedding at the cell centres of the (h, w) grid AIR queries on.
+
+        ``where`` (B, h, w) bool: only those cells (the ones AIR will read, e.g. the hole and its
+        neighbours); the table holds zeros elsewhere. None: every cell."""
+        if where is None:
+            state["cells"] = (F.normalize(self.dense(state, grid), dim=1).flatten(2).transpose(1, 2), grid)
+            return
+        from sairbench.models.coords import make_coord
+
+        B = state["emb"].shape[0]
+        flat = where.reshape(B, -1)
+        b, idx = flat.nonzero(as_tuple=True)
+        coord = make_coord(grid, device=state["emb"].device)[idx]
+        table = state["emb"].new_zeros(B, grid[0] * grid[1], self.embed_dim)
+        if len(idx):
+            table[b, idx] = F.normalize(self.query(state, coord, b), dim=-1)
+        state["cells"] = (table, grid)
 
     def extra_fn(self, state: dict[str, Any]):
         """(coord (N, 2) of AIR's neighbour cell centres, batch_index (N,)) -> normalised embeddings (N, C)."""
