@@ -10,6 +10,9 @@ They answer the input size only. Conventions:
 * Biharmonic works in float64 on the [0, 1] image, per channel (``channel_axis=-1``).
 * Known pixels are returned exactly as given (the hole is filled, nothing else changes); a mask
   with every pixel missing leaves nothing to propagate and gives a uniform 0.5 grey image.
+* Memory: images above the pixel budget (``sairbench.tiling``: 16 megapixels unless raised with
+  ``--max-pixels`` or ``$SAIRBENCH_MAX_PIXELS``) are refused in one line; OpenCV works on a uint8
+  copy (no float64 image), so a budget-size image needs about 1 GB.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import torch
 from sairbench.errors import SairbenchError
 from sairbench.inpainter import Inpainter
 from sairbench.registry import register_model
+from sairbench.tiling import check_pixels
 
 
 class _ClassicalInpainter(Inpainter):
-    """Per-image classical inpainting at the input size; subclasses implement ``_fill``."""
+    """Per-image classical inpainting at the input size; subclasses implement ``_fill`` (float64)
+    or ``_fill_u8`` (uint8, which bounds memory: no float64 copy of the image is made)."""
 
     any_size = False
 
@@ -31,6 +36,10 @@ class _ClassicalInpainter(Inpainter):
         """image float64 (H, W, 3) in [0, 1], hole bool (H, W) with at least one known pixel ->
         float (H, W, 3) in [0, 1]."""
         raise NotImplementedError
+
+    def _fill_u8(self, image: torch.Tensor, hole: np.ndarray) -> np.ndarray | None:
+        """image float32 (3, H, W) in [0, 1] -> filled uint8 (H, W, 3), or None to use ``_fill``."""
+        return None
 
     def inpaint(
         self, image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int] | None = None
@@ -44,6 +53,9 @@ class _ClassicalInpainter(Inpainter):
 
         Returns:
             (B, 3, H, W) float32 in [0, 1] on ``image``'s device; known pixels unchanged.
+
+        Images of more pixels than the pixel budget (``sairbench.tiling.max_pixels``, 16 MP by
+        default) are refused in one line.
         """
         if image.dim() != 4 or image.shape[1] != 3:
             raise SairbenchError(f"model {self.name}: image must be (B, 3, H, W); got {tuple(image.shape)}.")
@@ -57,20 +69,27 @@ class _ClassicalInpainter(Inpainter):
                 f"model {self.name} answers the input size only ({h}x{w}), not {tuple(size)}; "
                 "use an implicit model (e.g. liif, sair) for other output sizes, or size=None."
             )
-        imgs = image.detach().to("cpu", torch.float64).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-        holes = (mask.detach().to("cpu").float() > 0.5)[:, 0].numpy()
-        out = np.empty_like(imgs)
+        check_pixels(h, w, f"model {self.name}: the input")
+        out = image.detach().to("cpu", torch.float32).clamp(0, 1)  # a copy: known pixels as given
         for i in range(b):
-            hole = holes[i]
+            m = mask[i, 0].detach().to("cpu")
+            hole = (m if m.dtype == torch.bool else m > 0.5).numpy()
             if not hole.any():
-                out[i] = imgs[i]
-            elif hole.all():
+                continue
+            if hole.all():
                 out[i] = 0.5
+                continue
+            filled = self._fill_u8(out[i], hole)
+            if filled is None:
+                img = out[i].permute(1, 2, 0).numpy().astype(np.float64)
+                filled = np.clip(np.asarray(self._fill(img, hole), dtype=np.float64), 0.0, 1.0)
+                values = filled[hole]
+                del img, filled
             else:
-                filled = np.clip(np.asarray(self._fill(imgs[i], hole), dtype=np.float64), 0.0, 1.0)
-                out[i] = np.where(hole[..., None], filled, imgs[i])
-        result = torch.from_numpy(out).permute(0, 3, 1, 2).to(torch.float32)
-        return result.contiguous().to(image.device)
+                values = filled[hole].astype(np.float64) / 255.0
+                del filled
+            out[i].permute(1, 2, 0)[torch.from_numpy(hole)] = torch.from_numpy(values.astype(np.float32))
+        return out.contiguous().to(image.device)
 
 
 class OpenCVInpainter(_ClassicalInpainter):
@@ -88,13 +107,16 @@ class OpenCVInpainter(_ClassicalInpainter):
         self.flag = flags[method]
         self.radius = float(radius)
 
-    def _fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def _fill_u8(self, image: torch.Tensor, hole: np.ndarray) -> np.ndarray:
         import cv2
 
-        u8 = np.floor(image * 255.0 + 0.5).astype(np.uint8)
-        m8 = hole.astype(np.uint8) * 255
-        filled = cv2.inpaint(np.ascontiguousarray(u8), m8, self.radius, self.flag)
-        return filled.astype(np.float64) / 255.0
+        h, w = hole.shape
+        u8 = np.empty((h, w, 3), np.uint8)
+        step = max(1, (1 << 20) // max(w, 1))  # quantise in blocks of rows: no float64 copy of the image
+        for r in range(0, h, step):
+            block = image[:, r:r + step].permute(1, 2, 0).numpy().astype(np.float64)
+            u8[r:r + step] = np.floor(block * 255.0 + 0.5)
+        return cv2.inpaint(u8, hole.astype(np.uint8) * 255, self.radius, self.flag)
 
 
 class BiharmonicInpainter(_ClassicalInpainter):

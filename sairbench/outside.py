@@ -20,7 +20,11 @@ with ``pred_name = <image>__<mask>`` (the stem of the pair's input file) and ``e
 jpg, jpeg (PNG recommended; JPEG is lossy). Each prediction must be RGB at the evaluation size;
 only its pixels inside the hole are used: the scored image is the prediction inside the hole and
 the ground truth outside, quantised to uint8, which is exactly what ``run_model_on_pairs`` scores
-for a model whose raw output, rounded to uint8, is the prediction.
+for a model whose raw output, rounded to uint8, is the prediction. **Pairs:** with pairs.csv, each
+pair's ground truth and mask are the exact files ``gt_file`` and ``mask_file`` (rows of an export
+must also follow its naming, and the ground truth must equal the exported input outside the hole);
+without it, the pairs come from the prediction names and the set must be complete (every gt image
+and mask used, as many predictions per image, none matching nothing), or eval refuses.
 """
 
 from __future__ import annotations
@@ -186,18 +190,75 @@ def _read_pairs(path: Path) -> pd.DataFrame:
     return df
 
 
-def _pairs_from_files(preds: dict[str, Path], gts: dict[str, Path], masks: dict[str, Path]) -> pd.DataFrame:
-    """Pairs from prediction names ``<image>__<mask>`` when no pairs.csv is at hand."""
-    rows = []
+def _pairs_from_files(preds: dict[str, Path], gts: dict[str, Path], masks: dict[str, Path], where: str) -> pd.DataFrame:
+    """Pairs from prediction names ``<image>__<mask>`` when no pairs.csv is at hand. The set must be
+    complete: every prediction matches a (gt, mask) pair, every gt image and every mask has a
+    prediction, and every image has as many as the others; else one line naming the first culprit."""
+    rows, unmatched = [], []
     for stem in preds:
         parts = stem.split(SEP)
-        for k in range(1, len(parts)):
-            img, msk = SEP.join(parts[:k]), SEP.join(parts[k:])
-            if img in gts and msk in masks:
-                rows.append({"image": img, "mask": msk, "mask_file": masks[msk].name, "gt_file": gts[img].name,
-                             "pred_name": stem})
-                break
-    return pd.DataFrame(rows)
+        match = next(((SEP.join(parts[:k]), SEP.join(parts[k:])) for k in range(1, len(parts))
+                      if SEP.join(parts[:k]) in gts and SEP.join(parts[k:]) in masks), None)
+        if match is None:
+            unmatched.append(stem)
+            continue
+        rows.append({"image": match[0], "mask": match[1], "mask_file": masks[match[1]].name,
+                     "gt_file": gts[match[0]].name, "pred_name": stem})
+    fix = "a partial prediction set is not scored: add the missing predictions, or pass --pairs pairs.csv naming the pairs"
+    if not rows:
+        raise SairbenchError(f"{where}: no prediction named <image>__<mask> matches the ground truth and mask folders; "
+                             "pass --pairs pairs.csv or name predictions as documented in `sairbench eval --help`.")
+    if unmatched:
+        raise SairbenchError(f"{preds[unmatched[0]]}: matches no ground truth x mask pair ({len(unmatched)} of {len(preds)} "
+                             "predictions match none); name it <image>__<mask> after the gt and mask files, or remove it.")
+    df = pd.DataFrame(rows)
+    for col, index, what in (("image", gts, "ground truth"), ("mask", masks, "mask")):
+        lacking = [k for k in index if k not in set(df[col])]
+        if lacking:
+            raise SairbenchError(f"{index[lacking[0]]}: no prediction uses this {what} ({len(lacking)} of {len(index)} "
+                                 f"have none; predictions in {where}); {fix}.")
+    counts = df.groupby("image", sort=False).size()
+    if counts.nunique() > 1:
+        raise SairbenchError(f"{where}: image '{counts.idxmin()}' has {counts.min()} predictions but '{counts.idxmax()}' "
+                             f"has {counts.max()}; {fix}.")
+    return df
+
+
+def _check_pair_rows(df: pd.DataFrame, path: Path, exported: bool) -> None:
+    """The exact pairs of pairs.csv: plain file names; one ground truth per image and one image per
+    ground truth; for an export (export.json beside it), the names it writes: gt_file =
+    safe(image).png (``-k`` on a clash), mask_file likewise, pred_name = <gt stem>__<mask stem>,
+    input_file = <pred_name>.png. One line naming the first wrong row."""
+    def bad(i: int, what: str) -> SairbenchError:
+        return SairbenchError(f"{path}: row {i + 2} (image '{df['image'].iloc[i]}', mask '{df['mask'].iloc[i]}'): {what}; "
+                              "fix the row or re-export with `sairbench masks export`.")
+
+    def named(name: str, file: str) -> bool:
+        s = safe_name(name)
+        return Path(file).suffix == ".png" and re.fullmatch(re.escape(s) + r"(-\d+)?", Path(file).stem) is not None
+
+    for col in ("gt_file", "mask_file", "input_file", "pred_name"):
+        for i, f in enumerate(df[col] if col in df.columns else ()):
+            if not f or Path(f).name != f or f in (".", ".."):
+                raise bad(i, f"{col} {f!r} is not a plain file name")
+    for i, r in enumerate(df.itertuples(index=False) if exported else ()):
+        if "gt_file" in df.columns and not named(r.image, r.gt_file):
+            raise bad(i, f"gt_file '{r.gt_file}' is not the ground truth of image '{r.image}' (expected "
+                         f"'{safe_name(r.image)}.png')")
+        if "mask_file" in df.columns and not named(r.mask, r.mask_file):
+            raise bad(i, f"mask_file '{r.mask_file}' is not mask '{r.mask}' (expected '{safe_name(r.mask)}.png')")
+        if {"gt_file", "mask_file", "pred_name"} <= set(df.columns):
+            want = f"{Path(r.gt_file).stem}{SEP}{Path(r.mask_file).stem}"
+            if r.pred_name != want:
+                raise bad(i, f"pred_name '{r.pred_name}' does not match gt_file and mask_file (expected '{want}')")
+        if {"input_file", "pred_name"} <= set(df.columns) and r.input_file != f"{r.pred_name}.png":
+            raise bad(i, f"input_file '{r.input_file}' does not match pred_name '{r.pred_name}'")
+    for a, b in (("image", "gt_file"), ("gt_file", "image"), ("mask", "mask_file"), ("mask_file", "mask")):
+        if a in df.columns and b in df.columns:
+            n = df.groupby(a, sort=False)[b].transform("nunique")
+            if (n > 1).any():
+                i = int(np.argmax((n > 1).to_numpy()))
+                raise bad(i, f"{a} '{df[a].iloc[i]}' goes with {int(n.iloc[i])} different {b} values")
 
 
 def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, results_root="results", proto=None,
@@ -217,6 +278,7 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
     mask_files = _index_files(mask_dir, "mask", (".png",))
     pairs_path = _find_pairs_csv(pairs, gt_dir, mask_dir)
     export: dict[str, Any] = {}
+    inputs_dir = None
     if pairs_path is not None:
         df = _read_pairs(pairs_path)
         ex = pairs_path.parent / "export.json"
@@ -225,14 +287,16 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
                 export = json.loads(ex.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 raise SairbenchError(f"{ex}: not readable JSON; re-export with `sairbench masks export`.") from None
+        exported = isinstance(export, dict) and export.get("format") == EXPORT_FORMAT
+        export = export if isinstance(export, dict) else {}
+        _check_pair_rows(df, pairs_path, exported)
+        if exported and "input_file" in df.columns and (pairs_path.parent / "inputs").is_dir():
+            inputs_dir = pairs_path.parent / "inputs"  # each gt is checked against its pair's exported input
     else:
-        df = _pairs_from_files(preds, gts, mask_files)
-        if not len(df):
-            raise SairbenchError(f"{pred_dir}: no prediction named <image>__<mask> matches {gt_dir} and {mask_dir}; "
-                                 "pass --pairs pairs.csv or name predictions as documented in `sairbench eval --help`.")
+        df = _pairs_from_files(preds, gts, mask_files, str(pred_dir))
     if "mask_file" not in df.columns:
         df["mask_file"] = df["mask"].map(lambda m: f"{m}.png")
-    if "gt_file" not in df.columns:
+    if "gt_file" not in df.columns:  # a pairs.csv without gt_file: the image column names the gt file's stem
         df["gt_file"] = [gts[i].name if i in gts else f"{i}.png" for i in df["image"]]
     if "pred_name" not in df.columns:
         df["pred_name"] = [f"{Path(g).stem}{SEP}{Path(m).stem}" for g, m in zip(df["gt_file"], df["mask_file"])]
@@ -243,8 +307,8 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
     if missing:
         raise SairbenchError(f"{pred_dir}: {len(missing)} of {len(df)} predictions missing{where}, first "
                              f"'{missing[0]}.png'; name each prediction <image>__<mask>.png as in pairs.csv's pred_name.")
-    for col, folder, index in (("gt_file", gt_dir, gts), ("mask_file", mask_dir, mask_files)):
-        absent = [f for f in df[col] if Path(f).stem not in index]
+    for col, folder in (("gt_file", gt_dir), ("mask_file", mask_dir)):
+        absent = [f for f in dict.fromkeys(df[col]) if not (folder / f).is_file()]  # the exact file, never the stem
         if absent:
             raise SairbenchError(f"{folder / absent[0]}: missing ({len(absent)} {col.split('_')[0]} files missing{where}); "
                                  f"pass the {col.split('_')[0]} folder that belongs to these pairs.")
@@ -267,24 +331,26 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
     mask_cache: dict[str, np.ndarray] = {}
 
     def load(r) -> tuple[np.ndarray, np.ndarray, float]:
-        gkey, mkey = Path(r.gt_file).stem, Path(r.mask_file).stem
-        if gkey not in gt_cache:
-            gt_cache[gkey] = read_image(gts[gkey])
-        gt = gt_cache[gkey]
-        if mkey not in mask_cache:
-            mask_cache[mkey] = read_mask(mask_files[mkey], size=gt.shape[:2], strict_size=True)
-        hole = mask_cache[mkey]
-        if hole.shape != gt.shape[:2]:
-            raise SairbenchError(f"{mask_files[mkey]}: mask is {hole.shape[1]}x{hole.shape[0]} but {gts[gkey]} is "
-                                 f"{gt.shape[1]}x{gt.shape[0]}; pass the masks exported with this ground truth.")
+        gpath, mpath = gt_dir / r.gt_file, mask_dir / r.mask_file
+        if r.gt_file not in gt_cache:
+            gt_cache[r.gt_file] = read_image(gpath)
+        gt = gt_cache[r.gt_file]
+        if r.mask_file not in mask_cache:
+            mask_cache[r.mask_file] = read_mask(mpath, size=gt.shape[:2], strict_size=True)
+        hole = mask_cache[r.mask_file]
         pred = read_image(preds[r.pred_name])
         if pred.shape != gt.shape:
             raise SairbenchError(f"{preds[r.pred_name]}: prediction is {pred.shape[1]}x{pred.shape[0]} but the ground truth "
                                  f"is {gt.shape[1]}x{gt.shape[0]}; save predictions at the evaluation size.")
         ratio = hole_ratio(hole)
         if "ratio" in df.columns and abs(float(r.ratio) - ratio) > 1e-9:
-            raise SairbenchError(f"{mask_files[mkey]}: hole ratio {ratio:.6f} differs from pairs.csv ({float(r.ratio):.6f}); "
+            raise SairbenchError(f"{mpath}: hole ratio {ratio:.6f} differs from pairs.csv ({float(r.ratio):.6f}); "
                                  "pass the mask folder exported with this pairs.csv.")
+        if inputs_dir is not None:
+            inp = read_image(inputs_dir / r.input_file)
+            if inp.shape != gt.shape or not np.array_equal(inp[~hole], gt[~hole]):
+                raise SairbenchError(f"{gpath}: differs outside the hole from {inputs_dir / r.input_file}, the exported input "
+                                     f"of pair ({r.image}, {r.mask}); pass the gt folder exported with {pairs_path}.")
         out = np.where(hole[..., None], pred, gt).astype(np.uint8)  # prediction in the hole, ground truth outside
         return out, gt, ratio
 

@@ -26,6 +26,59 @@ def models() -> None:
     console.print(table)
 
 
+PRECISION_NAMES = ("fp32", "fp16", "bf16")
+
+
+def check_device(device: str):
+    """``--device`` as a torch.device that exists here, or a one-line error."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise SairbenchError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SairbenchError(f"--device {device}: CUDA is not available here; use --device cpu.")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise SairbenchError(f"--device {device}: this machine has {n} CUDA device(s) (cuda:0 to cuda:{n - 1}); "
+                                 "pick one of them or use --device cpu.")
+        return dev
+    if dev.type == "mps" and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return dev
+    raise SairbenchError(f"--device {device}: not available here; use --device cpu (or cuda on a machine with a GPU).")
+
+
+def check_out_png(out: Path) -> None:
+    """``-o``: a .png file path whose folder is (or can be) a folder; never an existing folder."""
+    if out.is_dir():
+        raise SairbenchError(f"--out {out}: is an existing folder; pass a file name such as {out / 'inpainted.png'}.")
+    if out.suffix.lower() != ".png":
+        raise SairbenchError(f"--out {out}: the output is written as PNG; use a name ending in .png.")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SairbenchError(f"--out {out}: {parent} is a file, not a folder; choose another output path.")
+            break
+
+
+def _quantised(pred, rows: int = 1 << 20):
+    """(1, 3, H, W) float tensor -> uint8 (H, W, 3), by blocks of rows (bounded float64 copies)."""
+    import numpy as np
+
+    from sairbench.metrics import to_uint8
+
+    _, _, h, w = pred.shape
+    out = np.empty((h, w, 3), np.uint8)
+    step = max(1, rows // max(w, 1))
+    for r in range(0, h, step):
+        out[r:r + step] = to_uint8(pred[0, :, r:r + step])
+    return out
+
+
 @app.command()
 def inpaint(
     model: str = typer.Argument(..., help="registered model name or checkpoint file"),
@@ -34,36 +87,63 @@ def inpaint(
     out: Path = typer.Option(..., "--out", "-o", help="output PNG"),
     size: Optional[str] = typer.Option(None, help="output WIDTHxHEIGHT (implicit models only); default: the input size"),
     hole_value: int = typer.Option(255, help="grey level of holes in the mask file"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
     precision: str = typer.Option("fp32", help="implicit models: fp32, fp16 (GPU) or bf16 autocast"),
+    max_pixels: Optional[str] = typer.Option(
+        None, "--max-pixels", help="pixel budget of the input and of the output, each (e.g. 16M, the default; "
+        "or $SAIRBENCH_MAX_PIXELS); larger images are refused. Implicit models without semantics run in tiles."),
 ) -> None:
     """Inpaint one image (and super-resolve it with --size)."""
+    import warnings
+
     import numpy as np
     import torch
 
-    from sairbench.inpainter import composite
     from sairbench.io import read_image, read_mask, write_png
-    from sairbench.metrics import to_uint8
     from sairbench.registry import create_model
+    from sairbench.tiling import check_pixels, max_pixels as budget_in_force, parse_pixels, pixel_budget
 
-    if Path(model).suffix in (".pt", ".safetensors"):
-        from sairbench.checkpoint import load_model
-
-        net = load_model(model)
-    else:
-        net = create_model(model)
-    img = read_image(image)
-    m = read_mask(mask, size=img.shape[:2], hole_value=hole_value, strict_size=True)
-    net.to(torch.device(device))
+    # every option first, before any model or image is loaded
+    if precision not in PRECISION_NAMES:
+        raise SairbenchError(f"--precision {precision!r} is not supported; use one of {', '.join(PRECISION_NAMES)}.")
+    dev = check_device(device)
+    check_out_png(out)
+    if not 0 <= hole_value <= 255:
+        raise SairbenchError(f"--hole-value {hole_value} is not a grey level; use 0..255 (255 = white holes).")
     out_size = parse_size(size)
-    if out_size is not None and out_size != img.shape[:2] and not getattr(net, "any_size", False):
-        raise SairbenchError(f"model '{model}' answers the input size only; drop --size or use an implicit model.")
-    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).to(device)
-    mt = torch.from_numpy(m)[None, None].float().to(device)
-    with torch.inference_mode():
-        kw = {"precision": precision} if getattr(net, "any_size", False) else {}
-        pred = net.inpaint(x * (1 - mt), mt, size=out_size, **kw).float().clamp(0, 1)
-        if out_size is None or out_size == img.shape[:2]:  # at another size the model paints every pixel
-            pred = composite(pred, x, mt)
-    write_png(out, to_uint8(pred[0].cpu()))
-    console.print(f"wrote {out} ({pred.shape[-1]}x{pred.shape[-2]})")
+    budget = parse_pixels(max_pixels) if max_pixels is not None else budget_in_force()
+    if out_size is not None:
+        check_pixels(*out_size, f"--size {size}", budget)
+
+    with pixel_budget(budget):
+        if Path(model).suffix in (".pt", ".safetensors"):
+            from sairbench.checkpoint import load_model
+
+            net = load_model(model)
+        else:
+            net = create_model(model)
+        img = read_image(image, max_pixels=budget)
+        h, w = img.shape[:2]
+        side = int(getattr(net, "min_side", 1))
+        if h < side or w < side:
+            raise SairbenchError(f"{image}: the image is {w}x{h} but model '{model}' needs at least {side}x{side} "
+                                 f"pixels (its encoder downsamples by {side}); use a larger image.")
+        if out_size is not None and out_size != (h, w) and not getattr(net, "any_size", False):
+            raise SairbenchError(f"model '{model}' answers the input size only; drop --size or use an implicit model.")
+        hole = read_mask(mask, size=(h, w), hole_value=hole_value, strict_size=True)
+        net.to(dev)
+        with torch.inference_mode():
+            with warnings.catch_warnings():  # PIL's buffer is read-only; .float() copies it before any write
+                warnings.simplefilter("ignore", UserWarning)
+                x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev).float().div_(255)
+            x.masked_fill_(torch.from_numpy(hole).to(dev)[None, None], 0.0)  # the model never sees the hole
+            mt = torch.from_numpy(hole).to(dev)[None, None].float()
+            kw = {"precision": precision} if getattr(net, "any_size", False) else {}
+            pred = net.inpaint(x, mt, size=out_size, **kw)
+            del x, mt
+            result = _quantised(pred.cpu())
+            del pred
+        if out_size is None or out_size == (h, w):  # at another size the model paints every pixel
+            np.copyto(result, img, where=~hole[..., None])  # known pixels exactly as read
+    write_png(out, result)
+    console.print(f"wrote {out} ({result.shape[1]}x{result.shape[0]})")

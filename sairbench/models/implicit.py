@@ -18,8 +18,8 @@ import torch.nn as nn
 
 from sairbench.inpainter import Inpainter
 from sairbench.parts import make, register
-from sairbench.models.coords import make_cell, make_coord
 
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_CHUNK = 65536  # queries per forward pass at inference: bounds memory at any output size
 
 
@@ -106,36 +106,68 @@ class ImplicitInpainter(nn.Module, Inpainter):
         per_query = 4 * max(widths) * 4 * 4 * (2 if self.semantic is not None else 1)
         return int(min(max(budget_bytes // per_query, 4096), 1 << 21))
 
+    # -- guards -----------------------------------------------------------------------------
+    @property
+    def min_side(self) -> int:
+        """Smallest input side the encoders accept: their downsampling factor (4 for the AppEncoder
+        and the in-domain semantic encoder; semantic encoders that resize their input need none)."""
+        from sairbench.tiling import stride_of
+
+        side = stride_of(self.encoder)
+        if self.semantic is not None:
+            enc = self.semantic.encoder
+            if getattr(enc, "input_size", None) is None and getattr(enc, "img_size", None) is None:
+                side = max(side, int(getattr(enc, "stride", 1)))
+        return max(1, side)
+
+    @property
+    def tileable(self) -> bool:
+        """True when the model is local (no semantic branch seeing the whole image): it runs in tiles."""
+        return self.semantic is None
+
+    def check_inputs(self, in_size: tuple[int, int], out_size: tuple[int, int], precision: str = "fp32") -> None:
+        """One-line errors for inputs this model cannot answer within the pixel budget (``sairbench.tiling``)."""
+        from sairbench.errors import SairbenchError
+        from sairbench.tiling import UNTILED_FACTOR, check_pixels, max_pixels
+
+        if precision not in PRECISIONS:
+            raise SairbenchError(f"precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}.")
+        (h, w), (oh, ow), m = in_size, out_size, self.min_side
+        if h < m or w < m:
+            raise SairbenchError(f"model {self.name}: the image is {w}x{h} but the model needs at least {m}x{m} "
+                                 f"pixels (its encoder downsamples by {m}); use a larger image.")
+        if oh < 1 or ow < 1:
+            raise SairbenchError(f"model {self.name}: output size {ow}x{oh} must be positive.")
+        budget = max_pixels()
+        if self.tileable:
+            check_pixels(h, w, f"model {self.name}: the input", budget)
+        else:
+            check_pixels(h, w, f"model {self.name}: the input", budget // UNTILED_FACTOR,
+                         f" (1/{UNTILED_FACTOR} of the budget: its semantic branch sees the whole image, so it is not tiled)")
+        check_pixels(oh, ow, f"model {self.name}: the output", budget)
+
     @torch.inference_mode()
     def inpaint(self, image, mask, size=None, chunk: int | None = None, fast: bool = True,
-                precision: str = "fp32"):
+                precision: str = "fp32", tile: int | None = -1):
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H', W') in [0, 1].
 
         ``chunk``: queries per pass (default: from the memory budget, see ``auto_chunk``).
         ``precision``: "fp32", or "fp16"/"bf16" autocast (fp16 is meant for GPUs).
+        ``tile``: core side of the tiles above ``sairbench.tiling.TILE_ABOVE`` input pixels (-1: the
+        default ``TILE``; None: never tile). Models with a semantic branch are never tiled.
+        Inputs and outputs above the pixel budget (``sairbench.tiling``) are refused in one line.
         """
+        from sairbench.tiling import TILE, run_tiles
+
         self.eval()
         B, _, H, W = image.shape
-        out_h, out_w = size if size is not None else (H, W)
+        out_h, out_w = (int(size[0]), int(size[1])) if size is not None else (H, W)
+        self.check_inputs((H, W), (out_h, out_w), precision)
         chunk = chunk or self.auto_chunk(image.device)
-        dtypes = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-        if precision not in dtypes:
-            raise ValueError(f"precision must be one of {list(dtypes)}, not {precision!r}")
-        with torch.autocast(image.device.type, dtype=dtypes[precision] or torch.float32,
-                            enabled=dtypes[precision] is not None):
-            state = self.gen_feat(image, mask)
-            if fast:
-                self.prepare_queries(state)
-            coord_all = make_coord((out_h, out_w), device=image.device)
-            cell_all = make_cell(coord_all, (out_h, out_w))
-            out = image.new_empty(B, out_h * out_w, 3)
-            per_pass = max(1, chunk // B)
-            for s in range(0, coord_all.shape[0], per_pass):
-                coord = coord_all[s:s + per_pass].unsqueeze(0).expand(B, -1, -1)
-                cell = cell_all[s:s + per_pass].unsqueeze(0).expand(B, -1, -1)
-                out[:, s:s + per_pass] = self.query_rgb(state, coord, cell, fast=fast).float()
-        out = (out * 0.5 + 0.5).clamp_(0, 1)
-        return out.view(B, out_h, out_w, 3).permute(0, 3, 1, 2).contiguous()
+        dtype = PRECISIONS[precision]
+        tile = (TILE if tile == -1 else tile) if self.tileable else None
+        with torch.autocast(image.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return run_tiles(self, image, mask, (out_h, out_w), chunk, fast, tile)
 
     def to(self, *args, **kwargs):  # nn.Module.to, not Inpainter.to
         return nn.Module.to(self, *args, **kwargs)
