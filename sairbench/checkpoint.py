@@ -158,6 +158,16 @@ def load_model(path: str | os.PathLike, expect: Iterable[str] | None = None) -> 
     return build(load_checkpoint(path), str(path), expect)
 
 
-def shipped_path(name: str, size: str = "tiny", dataset: str = "synthetic-faces") -> Path:
-    """File of the shipped checkpoint of ``name`` (``liif``, ``sir``, or a tagged ``liif@ft6000``)."""
-    return SHIPPED_DIR / f"{name.replace('@', '-')}-{size}-{dataset}.safetensors"
+def shipped_path(name: str, size: str = "tiny", dataset: str | None = None) -> Path:
+    """File of the shipped checkpoint of ``name`` (``liif``, ``sir``, or a tagged ``liif@ft6000``):
+    ``<name>-<size>-<dataset>.safetensors``; with no ``dataset``, the built-in data's file, else
+    the one shipped file of that name and size trained on another dataset (``liif@photos``)."""
+    stem = name.replace("@", "-")
+    if dataset is not None:
+        return SHIPPED_DIR / f"{stem}-{size}-{dataset}.safetensors"
+    default = SHIPPED_DIR / f"{stem}-{size}-synthetic-faces.safetensors"
+    if not default.is_file():
+        others = sorted(SHIPPED_DIR.glob(f"{stem}-{size}-*.safetensors"))
+        if others:
+            return others[0]
+    return default

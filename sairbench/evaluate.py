@@ -42,7 +42,10 @@ class ModelPredictions:
         mask = torch.from_numpy(m).unsqueeze(1).float().to(self.device)
         masked = image * (1 - mask)  # no model ever sees the hole's content
         with torch.inference_mode():
-            pred = self.model.inpaint(masked, mask)
+            if getattr(self.model, "any_size", False):  # implicit models: query the hole alone (same composite)
+                pred = self.model.inpaint(masked, mask, region="hole")
+            else:
+                pred = self.model.inpaint(masked, mask)
             out = composite(pred.float().clamp(0, 1), image, mask)
         out_u8 = np.stack([to_uint8(o) for o in out.cpu()])
         rows = [{"image": p.image, "mask": p.mask, "bucket": p.bucket, "ratio": p.ratio} for p in pairs]

@@ -216,3 +216,44 @@ def run_tiles(model, image: torch.Tensor, mask: torch.Tensor, out_size: tuple[in
             query_block(model, state, out, (r0, r1), (c0, c1), (y0, y1, x0, x1), (H, W), per_pass, fast)
             del state
     return out
+
+
+def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1]: the model's colours at the missing pixels only, the input elsewhere.
+
+    Every image's hole pixels are queried as one list (lists of unequal length are padded with
+    the image's first hole pixel, whose answer is discarded); per query the work is the same as
+    in :func:`run_tiles`. SIR is evaluated only at the cells these queries read: the hole's cells
+    and their neighbours (one cell around, for the local ensemble at borders)."""
+    from sairbench.models.coords import cell_centre
+
+    B, _, H, W = image.shape
+    hole = mask[:, 0] > 0.5
+    out = image.float().clone()
+    counts = hole.flatten(1).sum(1)
+    if int(counts.max()) == 0:
+        return out
+    state = model.gen_feat(image, mask)
+    grid = tuple(state["feat"].shape[-2:])
+    cells = F.interpolate(hole[:, None].float(), size=grid, mode="nearest") if grid != (H, W) else hole[:, None].float()
+    model.prepare_queries(state, cells=F.max_pool2d(cells, 3, 1, 1)[:, 0] > 0)
+    Q = int(counts.max())
+    index = torch.zeros(B, Q, dtype=torch.long, device=image.device)
+    for b in range(B):
+        (flat,) = hole[b].flatten().nonzero(as_tuple=True)
+        if len(flat):
+            index[b, :len(flat)] = flat
+            index[b, len(flat):] = flat[0]
+    rows, cols = index // W, index % W
+    coord = torch.stack([cell_centre(rows, H), cell_centre(cols, W)], dim=-1)
+    cell = torch.tensor([2.0 / H, 2.0 / W], device=image.device).expand_as(coord)
+    per_pass = max(1, chunk // B)
+    flat_out = out.permute(0, 2, 3, 1).reshape(B, H * W, 3)
+    for s in range(0, Q, per_pass):
+        pred = model.query_rgb(state, coord[:, s:s + per_pass], cell[:, s:s + per_pass], fast=True).float()
+        pred = (pred * 0.5 + 0.5).clamp_(0, 1)
+        for b in range(B):
+            n = int(counts[b]) - s
+            if n > 0:
+                flat_out[b, index[b, s:s + min(n, per_pass)]] = pred[b, :min(n, per_pass)]
+    return flat_out.view(B, H, W, 3).permute(0, 3, 1, 2).contiguous()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -17,39 +17,16 @@ def models() -> None:
     """List the registered models, what each needs and whether it can run here."""
     from sairbench.registry import list_models
 
+    from sairbench.domain import domain_text, shipped_domain
+
     table = Table(title="sairbench models")
-    for col in ("name", "kind", "needs", "available here", "description"):
-        table.add_column(col)
+    for col in ("name", "kind", "trained on", "needs", "available here", "description"):
+        table.add_column(col, no_wrap=col in ("name", "kind"))
     for spec in list_models():
         ok, why = spec.available()
-        table.add_row(spec.name, spec.kind, spec.needs, "yes" if ok else f"no: {why}", spec.description)
+        trained = domain_text(shipped_domain(spec.name)) if spec.preset is not None else "-"
+        table.add_row(spec.name, spec.kind, trained, spec.needs, "yes" if ok else f"no: {why}", spec.description)
     console.print(table)
-
-
-PRECISION_NAMES = ("fp32", "fp16", "bf16")
-
-
-def check_device(device: str):
-    """``--device`` as a torch.device that exists here, or a one-line error."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise SairbenchError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SairbenchError(f"--device {device}: CUDA is not available here; use --device cpu.")
-        n = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= n:
-            raise SairbenchError(f"--device {device}: this machine has {n} CUDA device(s) (cuda:0 to cuda:{n - 1}); "
-                                 "pick one of them or use --device cpu.")
-        return dev
-    if dev.type == "mps" and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return dev
-    raise SairbenchError(f"--device {device}: not available here; use --device cpu (or cuda on a machine with a GPU).")
 
 
 def check_out_png(out: Path) -> None:
@@ -81,9 +58,10 @@ def _quantised(pred, rows: int = 1 << 20):
 
 @app.command()
 def inpaint(
-    model: str = typer.Argument(..., help="registered model name or checkpoint file"),
-    image: Path = typer.Argument(..., help="input image (any size; colour, grayscale or RGBA)"),
-    mask: Path = typer.Argument(..., help="mask image, white (255) = missing"),
+    args: List[str] = typer.Argument(..., metavar="[MODEL] IMAGE MASK",
+                                     help="model name or checkpoint file (default: the best shipped model for "
+                                          "photographs), input image (any size; colour, grayscale or RGBA), mask "
+                                          "image (white = missing)"),
     out: Path = typer.Option(..., "--out", "-o", help="output PNG"),
     size: Optional[str] = typer.Option(None, help="output WIDTHxHEIGHT (implicit models only); default: the input size"),
     hole_value: int = typer.Option(255, help="grey level of holes in the mask file"),
@@ -92,8 +70,9 @@ def inpaint(
     max_pixels: Optional[str] = typer.Option(
         None, "--max-pixels", help="pixel budget of the input and of the output, each (e.g. 16M, the default; "
         "or $SAIRBENCH_MAX_PIXELS); larger images are refused. Implicit models without semantics run in tiles."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use)"),
 ) -> None:
-    """Inpaint one image (and super-resolve it with --size)."""
+    """Inpaint one image (and super-resolve it with --size): `sairbench inpaint [MODEL] IMAGE MASK -o OUT.png`."""
     import warnings
 
     import numpy as np
@@ -103,10 +82,18 @@ def inpaint(
     from sairbench.registry import create_model
     from sairbench.tiling import check_pixels, max_pixels as budget_in_force, parse_pixels, pixel_budget
 
+    from sairbench import validate
+    from sairbench.cli.common import set_threads
+    from sairbench.domain import default_photo_model, domain_warning
+
     # every option first, before any model or image is loaded
-    if precision not in PRECISION_NAMES:
-        raise SairbenchError(f"--precision {precision!r} is not supported; use one of {', '.join(PRECISION_NAMES)}.")
-    dev = check_device(device)
+    if len(args) not in (2, 3):
+        raise SairbenchError(f"inpaint takes [MODEL] IMAGE MASK, not {len(args)} arguments; e.g. "
+                             "`sairbench inpaint photo.png mask.png -o out.png`.")
+    model, image, mask = (args[0], *map(Path, args[1:])) if len(args) == 3 else (None, *map(Path, args))
+    validate.precision(precision)
+    dev = torch.device(validate.device(device))
+    set_threads(threads)
     check_out_png(out)
     if not 0 <= hole_value <= 255:
         raise SairbenchError(f"--hole-value {hole_value} is not a grey level; use 0..255 (255 = white holes).")
@@ -116,6 +103,8 @@ def inpaint(
         check_pixels(*out_size, f"--size {size}", budget)
 
     with pixel_budget(budget):
+        if model is None:
+            model = default_photo_model()
         if Path(model).suffix in (".pt", ".safetensors"):
             from sairbench.checkpoint import load_model
 
@@ -131,6 +120,9 @@ def inpaint(
         if out_size is not None and out_size != (h, w) and not getattr(net, "any_size", False):
             raise SairbenchError(f"model '{model}' answers the input size only; drop --size or use an implicit model.")
         hole = read_mask(mask, size=(h, w), hole_value=hole_value, strict_size=True)
+        line = domain_warning(net, model, (h, w), photograph=True)
+        if line:
+            console.print(f"[yellow]note:[/yellow] {line}", highlight=False)
         net.to(dev)
         with torch.inference_mode():
             with warnings.catch_warnings():  # PIL's buffer is read-only; .float() copies it before any write

@@ -125,6 +125,9 @@ class Photos(ImageDataset):
         self._per = {"train": TRAIN_CROPS, "test": TEST_CROPS, "all": 1}[split]
         self._n = apply_limit(len(self._files) * self._per, limit)
         self._decoded: dict[int, np.ndarray] = {}
+        if split == "train":
+            self.sampling = (f"random square crops of {len(self._files)} training photographs, side log-uniform from "
+                             f"{size} px to the short side, random horizontal flips")
 
     def __len__(self) -> int:
         return self._n

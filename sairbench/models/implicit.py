@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from sairbench.errors import SairbenchError
 from sairbench.inpainter import Inpainter
 from sairbench.parts import make, register
 
@@ -60,17 +61,18 @@ class ImplicitInpainter(nn.Module, Inpainter):
             state["semantic"] = self.semantic.gen_feat(image * (1 - mask), mask)
         return state
 
-    def prepare_queries(self, state: dict[str, Any]) -> dict[str, Any]:
+    def prepare_queries(self, state: dict[str, Any], cells: torch.Tensor | None = None) -> dict[str, Any]:
         """Per-image work that every query chunk would otherwise repeat (inference).
 
         The decoder's per-cell tables (LIIF's first-layer convolution, LTE's coefficients) and the
-        semantic embedding at every appearance cell (SIR evaluated once per cell, not once per
+        semantic embedding at the appearance cells (SIR evaluated once per cell, not once per
         neighbour term), so chunked queries at any output size cost only their MLP passes.
+        ``cells`` (B, h, w) bool: the only cells the queries will read (SIR is evaluated there alone).
         """
         feat = state["feat"]
         state["decoder_state"] = self.decoder.prepare(feat, n_terms=1 << 62)
         if self.semantic is not None:
-            self.semantic.precompute_cells(state["semantic"], tuple(feat.shape[-2:]))
+            self.semantic.precompute_cells(state["semantic"], tuple(feat.shape[-2:]), where=cells)
         return state
 
     def query_rgb(self, state: dict[str, Any], coord: torch.Tensor, cell: torch.Tensor, fast: bool = True) -> torch.Tensor:
@@ -127,7 +129,6 @@ class ImplicitInpainter(nn.Module, Inpainter):
 
     def check_inputs(self, in_size: tuple[int, int], out_size: tuple[int, int], precision: str = "fp32") -> None:
         """One-line errors for inputs this model cannot answer within the pixel budget (``sairbench.tiling``)."""
-        from sairbench.errors import SairbenchError
         from sairbench.tiling import UNTILED_FACTOR, check_pixels, max_pixels
 
         if precision not in PRECISIONS:
@@ -148,11 +149,14 @@ class ImplicitInpainter(nn.Module, Inpainter):
 
     @torch.inference_mode()
     def inpaint(self, image, mask, size=None, chunk: int | None = None, fast: bool = True,
-                precision: str = "fp32", tile: int | None = -1):
+                precision: str = "fp32", tile: int | None = -1, region: str = "all"):
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H', W') in [0, 1].
 
         ``chunk``: queries per pass (default: from the memory budget, see ``auto_chunk``).
         ``precision``: "fp32", or "fp16"/"bf16" autocast (fp16 is meant for GPUs).
+        ``region``: "all" queries every output pixel; "hole" (output at the input size only) queries
+        the missing pixels alone and returns the input elsewhere, i.e. the composite an evaluation
+        makes anyway, for a fraction of the work (SIR too is evaluated only where it is read).
         ``tile``: core side of the tiles above ``sairbench.tiling.TILE_ABOVE`` input pixels (-1: the
         default ``TILE``; None: never tile). Models with a semantic branch are never tiled.
         Inputs and outputs above the pixel budget (``sairbench.tiling``) are refused in one line.
@@ -167,6 +171,12 @@ class ImplicitInpainter(nn.Module, Inpainter):
         dtype = PRECISIONS[precision]
         tile = (TILE if tile == -1 else tile) if self.tileable else None
         with torch.autocast(image.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            if region == "hole" and (out_h, out_w) == (H, W) and fast:
+                from sairbench.tiling import run_hole
+
+                return run_hole(self, image, mask, chunk)
+            if region not in ("all", "hole"):
+                raise SairbenchError(f"region {region!r}: use 'all' or 'hole'.")
             return run_tiles(self, image, mask, (out_h, out_w), chunk, fast, tile)
 
     def to(self, *args, **kwargs):  # nn.Module.to, not Inpainter.to

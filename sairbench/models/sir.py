@@ -25,6 +25,9 @@ from sairbench.parts import make, register
 from sairbench.models.decoders import LIIFDecoder
 
 
+DENSE_CHUNK = 1 << 18  # SIR points per pass when it is evaluated at every (or many) cells
+
+
 @register("sir")
 class SIR(nn.Module):
     """Semantic implicit representation.
@@ -169,7 +172,7 @@ class SemanticBranch(nn.Module):
         coord = make_coord(grid, device=state["emb"].device)[idx]
         table = state["emb"].new_zeros(B, grid[0] * grid[1], self.embed_dim)
         if len(idx):
-            table[b, idx] = F.normalize(self.query(state, coord, b), dim=-1)
+            table[b, idx] = F.normalize(self._query_chunked(state, coord, b), dim=-1)
         state["cells"] = (table, grid)
 
     def extra_fn(self, state: dict[str, Any]):
@@ -186,10 +189,17 @@ class SemanticBranch(nn.Module):
         from sairbench.models.coords import make_coord
 
         B = state["emb"].shape[0]
-        coord = make_coord(size, device=state["emb"].device)
-        n = coord.shape[0]
-        out = self.query(state, coord.repeat(B, 1), torch.arange(B, device=coord.device).repeat_interleave(n))
+        coord = make_coord(size, device=state["emb"].device).repeat(B, 1)
+        bidx = torch.arange(B, device=coord.device).repeat_interleave(size[0] * size[1])
+        out = self._query_chunked(state, coord, bidx)
         return out.view(B, size[0], size[1], -1).permute(0, 3, 1, 2)
+
+    def _query_chunked(self, state: dict[str, Any], coord: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:
+        """``query`` over (N, 2) points in passes of DENSE_CHUNK points (bounded memory at any size)."""
+        if coord.shape[0] <= DENSE_CHUNK:
+            return self.query(state, coord, bidx)
+        return torch.cat([self.query(state, coord[s:s + DENSE_CHUNK], bidx[s:s + DENSE_CHUNK])
+                          for s in range(0, coord.shape[0], DENSE_CHUNK)])
 
     def state_dict(self, *args, **kwargs):
         sd = super().state_dict(*args, **kwargs)

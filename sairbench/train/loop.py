@@ -126,6 +126,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
             "rng": {"torch": torch.get_rng_state()},
             "train": cfg.to_dict(),
             "data": {"dataset": cfg.dataset, "image_size": cfg.image_size, "seed": cfg.seed,
+                     "sampling": getattr(dataset, "sampling", None) or f"whole images, {dataset.fit} to the training size",
                      "masks": "sairbench.masks.sample_training_mask, seeded by (seed, step)"},
             "history": history,
             "provenance": {"command": " ".join(["sairbench"] + sys.argv[1:]) if sys.argv else "",
