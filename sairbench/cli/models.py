@@ -105,6 +105,8 @@ def inpaint(
     with pixel_budget(budget):
         if model is None:
             model = default_photo_model()
+            console.print(f"model: {model} (the best shipped model for photographs; name another as the first argument)",
+                          highlight=False)
         if Path(model).suffix in (".pt", ".safetensors"):
             from sairbench.checkpoint import load_model
 
