@@ -21,7 +21,7 @@ def models() -> None:
 
     table = Table(title="sairbench models")
     for col in ("name", "kind", "trained on", "needs", "available here", "description"):
-        table.add_column(col, no_wrap=col in ("name", "kind"))
+        table.add_column(col, no_wrap=col in ("name", "kind", "trained on"))
     for spec in list_models():
         ok, why = spec.available()
         trained = domain_text(shipped_domain(spec.name)) if spec.preset is not None else "-"
