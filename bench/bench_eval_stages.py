@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=3, help="timed paper-size training steps (0 skips)")
+    ap.add_argument("--train-models", nargs="+", default=["liif"], help="liif, sir (CLIP) and/or sair (CLIP)")
+    ap.add_argument("--device", default="cpu", help="device of the training line (cpu, cuda)")
     ap.add_argument("--out", default="docs/bench_eval_stages.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -119,10 +121,16 @@ def train_line(args) -> dict:
     from sairbench.train import make_config, train
 
     out = {}
-    for model in ("liif",):
+    for model in args.train_models:
         with tempfile.TemporaryDirectory() as tmp:
+            extra = {"semantic_encoder": "clip"} if model == "sir" else {}
+            if model == "sair":  # over a SIR stage trained for one step on the same CLIP file
+                sir = make_config("sir", size="paper", image_size=256, steps=1, batch=4, semantic_encoder="clip",
+                                  threads=args.threads, device=args.device, out=str(Path(tmp) / "sir"))
+                extra = {"sir_checkpoint": str(train(sir, progress=False))}
             cfg = make_config(model, size="paper", image_size=256, steps=args.train_steps + 1, batch=4,
-                              save_every=10**6, threads=args.threads, out=str(Path(tmp) / model))
+                              save_every=10**6, threads=args.threads, device=args.device,
+                              out=str(Path(tmp) / model), **extra)
             t0 = time.perf_counter()
             path = train(cfg, progress=False)
             wall = time.perf_counter() - t0
