@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+_WEIGHTS = tempfile.TemporaryDirectory()
 
 
 def timed(fn, repeats: int) -> float:
@@ -56,12 +57,11 @@ def build_models():
     from sairbench_baselines.presets import build_preset
 
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "clip-random.pt"
-        torch.save(DenseCLIPEncoder(pretrained=None).model.state_dict(), path)
-        os.environ["SAIRBENCH_CLIP_WEIGHTS"] = str(path)
-        liif = build_preset("liif", "paper").eval()
-        sair = build_preset("sair", "paper", encoder={"name": "clip-dense", "args": {}}).eval()
+    path = Path(_WEIGHTS.name) / "clip-random.pt"  # kept for the whole run (the training line reads it too)
+    torch.save(DenseCLIPEncoder(pretrained=None).model.state_dict(), path)
+    os.environ["SAIRBENCH_CLIP_WEIGHTS"] = str(path)
+    liif = build_preset("liif", "paper").eval()
+    sair = build_preset("sair", "paper", encoder={"name": "clip-dense", "args": {}}).eval()
     return liif, sair
 
 
