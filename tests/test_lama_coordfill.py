@@ -303,3 +303,15 @@ def test_sairbench_run_with_both_peers(tmp_path, released):
     assert "multiple of 8" in info["lama"]["size"]["resolution"]
     assert info["coordfill"]["class"] == "CoordFillInpainter" and "32x32" in info["coordfill"]["size"]["resolution"]
     assert info["coordfill"]["size"]["file"] == str(released["coordfill"])
+
+
+def test_published_and_in_suite_lama_rows_side_by_side(tmp_path):
+    """Issue 15 item 4: the paper's LaMa row (marked †, not recomputed) next to the suite's own."""
+    from sairbench.report import write_report
+    from tests.test_report import make_run
+
+    make_run(tmp_path / "r", models=("lama", "coordfill", "liif"), dataset="celeba-hq")
+    md = write_report([tmp_path / "r"], tmp_path / "out", ["table1_celebahq"])[1].read_text()
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| lama")]
+    assert "lama" in rows and "lama †" in rows
+    assert "As published in the SAIR paper" in md
