@@ -68,3 +68,20 @@ def test_the_mask_set_index_reads_each_file_once(tmp_path, monkeypatch):
     calls.clear()
     masks.load_mask_folder(folder, (40, 40), per_bucket=1, seed=0)
     assert len(calls) == 6 + 3
+
+
+def test_cache_build_fills_what_the_run_reads(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAIRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    p = tmp_path / "p.toml"
+    p.write_text(PROTO.replace('names = ["telea", "navier-stokes"]', 'names = ["sair", "telea"]'))
+    invoke(["cache", "build", "--protocol", str(p), "--threads", "1"])
+    stored = sorted((tmp_path / "cache" / "features").glob("*.safetensors"))
+    assert len(stored) == 9  # 3 images x 3 buckets, one encoder
+    mtimes = [f.stat().st_mtime_ns for f in stored]
+    monkeypatch.setenv("SAIRBENCH_FEATURE_CACHE", "1")
+    invoke(["run", "--protocol", str(p), "--results", str(tmp_path / "r"), "--name", "c"])
+    assert [f.stat().st_mtime_ns for f in stored] == mtimes  # read, not recomputed
+    monkeypatch.delenv("SAIRBENCH_FEATURE_CACHE")
+    invoke(["run", "--protocol", str(p), "--results", str(tmp_path / "r"), "--name", "plain"])
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "r" / "c" / "per_image.parquet"),
+                                  pd.read_parquet(tmp_path / "r" / "plain" / "per_image.parquet"))

@@ -21,6 +21,17 @@ EVAL_HELP = (
 )
 
 
+def parse_checkpoints(items: Optional[List[str]]) -> dict[str, str]:
+    """``--checkpoint NAME=PATH`` options as {name: path}; each a one-line error when malformed."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, path = item.partition("=")
+        if not sep or not key or not Path(path).is_file():
+            raise SairbenchError(f"--checkpoint '{item}' is not NAME=PATH of an existing file (e.g. sair=runs/sair/last.pt).")
+        out[key] = path
+    return out
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``'i/n'`` with 1 <= i <= n (1-based, like Jest and Playwright) -> (i, n)."""
     try:
@@ -71,11 +82,7 @@ def run(
         from sairbench.shipped import train_missing_models
 
         checkpoints.update(train_missing_models(model or proto.models.get("names", ["available"]), device=device))
-    for item in checkpoint or []:
-        key, sep, path = item.partition("=")
-        if not sep or not key or not Path(path).is_file():
-            raise SairbenchError(f"--checkpoint '{item}' is not NAME=PATH of an existing file (e.g. sair=runs/sair/last.pt).")
-        checkpoints[key] = path
+    checkpoints.update(parse_checkpoints(checkpoint))
     out = run_protocol(proto, dataset=dataset, data_root=data_root, models=model, limit=limit, mask_dir=mask_dir,
                        results_root=results, name=name, resume=resume, device=device, shard=(i - 1, n),
                        size=size, fit=fit, per_bucket=per_bucket,
