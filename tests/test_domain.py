@@ -56,3 +56,34 @@ def test_checkpoints_record_how_images_were_sampled(tmp_path):
             "--image-size", "32", "--threads", "1", "--out", str(tmp_path / "t")])
     data = load_checkpoint(tmp_path / "t" / "last.pt")["data"]
     assert data["dataset"] == "photos" and "random square crops" in data["sampling"]
+
+
+def test_photo_corpus_index_is_checked(tmp_path):
+    """The Debian corpus is read only through its index, each file checked against its sha256."""
+    import hashlib
+    import json
+
+    from sairbench.data.photo_corpus import indexed_photos
+    from sairbench.errors import SairbenchError
+
+    img = tmp_path / "pkg" / "a.jpg"
+    img.parent.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    entry = {"name": "debian-a", "file": "pkg/a.jpg", "package": "pkg", "version": "1",
+             "sha256": hashlib.sha256(img.read_bytes()).hexdigest(), "licence": "GPL-2+"}
+    (tmp_path / "index.json").write_text(json.dumps({"photos": [entry]}))
+    assert [n for n, _ in indexed_photos(tmp_path)] == ["debian-a"]
+    img.write_bytes(img.read_bytes() + b"x")
+    with pytest.raises(SairbenchError, match="changed since it was indexed"):
+        indexed_photos(tmp_path)
+
+
+def test_photos_are_split_by_photograph():
+    from sairbench.data import get_dataset
+
+    train, test = get_dataset("photos", split="train", size=32), get_dataset("photos", split="test", size=32)
+    base = {n.split("@")[0] for n in (train.sample_name(i) for i in range(0, len(train), 997))}
+    held = {test.sample_name(i).split("@")[0] for i in range(len(test))}
+    assert base and held and not base & held
+    a, b = train[5].image, train[5].image
+    assert np.array_equal(a, b)  # a crop depends only on (seed, index)

@@ -13,7 +13,7 @@ import warnings
 
 from rich.console import Console
 
-from sairbench.cli import cache, masks, models, report, run, train  # noqa: F401  (register the commands)
+from sairbench.cli import cache, masks, models, photos, report, run, train  # noqa: F401  (register the commands)
 from sairbench.cli.common import app
 from sairbench.errors import SairbenchError
 
