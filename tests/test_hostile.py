@@ -178,3 +178,12 @@ def test_results_follow_the_umask(tmp_path, proto):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "r" / "u" / "summary.csv").stat().st_mode)
     assert mode == 0o644
+
+
+def test_report_out_onto_a_file_is_one_line(tmp_path, proto):
+    invoke(["run", "--protocol", str(proto), "--results", str(tmp_path / "r"), "--name", "x"])
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    with pytest.raises(SairbenchError, match="is a file, not a folder"):
+        invoke(["report", str(tmp_path / "r" / "x"), "--out", str(target)])
+    assert target.read_text() == "keep me"

@@ -197,6 +197,8 @@ def write_documents(report: Report, out_dir, html: bool = False) -> list[Path]:
 
         texts["report.html"] = render_html(report)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SairbenchError(f"--out {out}: is a file, not a folder; pass a folder for report.tex, report.md (and .html).")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         atomic_write_text(out / name, text)
