@@ -262,7 +262,7 @@ def _check_pair_rows(df: pd.DataFrame, path: Path, exported: bool) -> None:
 
 
 def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, results_root="results", proto=None,
-                         batch: int = 16) -> Path:
+                         batch: int = 16, console=None, progress_bar: bool = True) -> Path:
     """Score ``pred_dir``'s predictions (see the module docstring) into ``results_root/name``
     (a numbered sibling when it exists); returns the folder."""
     from sairbench.evaluate import CHUNK, score_items, sort_rows, summarize
@@ -364,8 +364,14 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
 
     records = list(df.itertuples(index=False))
     # chunks of CHUNK pairs as in `sairbench run`, so batched metrics (LPIPS) see the same batches
-    per_image = pd.concat([score_items(records[c:c + CHUNK], predict, metrics, ssim_conv, lpips_scorer, batch)
-                           for c in range(0, len(records), CHUNK)], ignore_index=True)
+    from sairbench.progress import progress as track
+
+    frames = []
+    with track(len(records), f"eval {name}", "pairs", console, progress_bar) as bar:
+        for c in range(0, len(records), CHUNK):
+            frames.append(score_items(records[c:c + CHUNK], predict, metrics, ssim_conv, lpips_scorer, batch))
+            bar.advance(len(frames[-1]))
+    per_image = pd.concat(frames, ignore_index=True)
     per_image = sort_rows(per_image, [name])
 
     settings = {"pred_dir": str(pred_dir.resolve()), "gt_dir": str(gt_dir.resolve()), "mask_dir": str(mask_dir.resolve()),

@@ -38,6 +38,23 @@ TILE = 512  # core side of a tile, input pixels
 TILE_ABOVE = 1 << 20  # inputs with more pixels than this are tiled (models that can)
 
 _budget: ContextVar[int | None] = ContextVar("sairbench_max_pixels", default=None)
+_on_queries: ContextVar = ContextVar("sairbench_on_queries", default=None)  # progress: called with queries done
+
+
+@contextmanager
+def query_progress(callback) -> Iterator[None]:
+    """Inside the block, ``callback(n)`` is called after every pass of n output pixels (progress bars)."""
+    token = _on_queries.set(callback)
+    try:
+        yield
+    finally:
+        _on_queries.reset(token)
+
+
+def _report(n: int) -> None:
+    hook = _on_queries.get()
+    if hook is not None:
+        hook(n)
 
 
 # ---------------------------------------------------------------- the budget
@@ -182,6 +199,7 @@ def query_block(model, state, out: torch.Tensor, rows: tuple[int, int], cols: tu
             pred = model.query_rgb(state, coord, cell.expand_as(coord), fast=fast).float()
             pred = (pred * 0.5 + 0.5).clamp_(0, 1).view(B, len(y), len(x), 3).permute(0, 3, 1, 2)
             out[:, :, r0 + r:r0 + r + len(y), c0 + c:c0 + c + len(x)] = pred
+            _report(len(y) * len(x))
 
 
 def run_tiles(model, image: torch.Tensor, mask: torch.Tensor, out_size: tuple[int, int], chunk: int,
@@ -256,4 +274,5 @@ def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int) -> torc
             n = int(counts[b]) - s
             if n > 0:
                 flat_out[b, index[b, s:s + min(n, per_pass)]] = pred[b, :min(n, per_pass)]
+        _report(min(per_pass, Q - s))
     return flat_out.view(B, H, W, 3).permute(0, 3, 1, 2).contiguous()

@@ -80,7 +80,8 @@ def inpaint(
 
     from sairbench.io import read_image, read_mask, write_png
     from sairbench.registry import create_model
-    from sairbench.tiling import check_pixels, max_pixels as budget_in_force, parse_pixels, pixel_budget
+    from sairbench.progress import progress
+    from sairbench.tiling import check_pixels, max_pixels as budget_in_force, parse_pixels, pixel_budget, query_progress
 
     from sairbench import validate
     from sairbench.cli.common import set_threads
@@ -133,7 +134,9 @@ def inpaint(
             x.masked_fill_(torch.from_numpy(hole).to(dev)[None, None], 0.0)  # the model never sees the hole
             mt = torch.from_numpy(hole).to(dev)[None, None].float()
             kw = {"precision": precision} if getattr(net, "any_size", False) else {}
-            pred = net.inpaint(x, mt, size=out_size, **kw)
+            oh, ow = out_size or (h, w)
+            with progress(oh * ow, f"inpaint {model}", "pixels", console) as bar, query_progress(bar.advance):
+                pred = net.inpaint(x, mt, size=out_size, **kw)
             del x, mt
             result = _quantised(pred.cpu())
             del pred

@@ -113,7 +113,8 @@ def eval_outside(
 
     set_threads(threads)
     proto = load_protocol(protocol) if protocol else None
-    out = evaluate_predictions(pred_dir, gt_dir, mask_dir, name, pairs=pairs, results_root=results, proto=proto)
+    out = evaluate_predictions(pred_dir, gt_dir, mask_dir, name, pairs=pairs, results_root=results, proto=proto,
+                               console=console)
     print_summary(out, f"{name} (outside) — {out}")
 
 
