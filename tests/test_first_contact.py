@@ -69,3 +69,18 @@ def test_shards_are_numbered_from_1(tmp_path, bad):
     proto.write_text(PROTO)
     proc = sairbench("run", "--protocol", str(proto), "--results", str(tmp_path / "r"), "--shard", bad)
     assert proc.returncode == 2 and "--shard" in proc.stderr and "1/2" in proc.stderr
+
+
+def test_inpaint_shows_progress_in_a_log(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "i.png")
+    m = np.zeros((64, 64), np.uint8)
+    m[20:40, 20:40] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    env = {**ENV, "SAIRBENCH_PROGRESS_EVERY": "0"}
+    proc = sairbench("inpaint", "liif", str(tmp_path / "i.png"), str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png"),
+                     "--size", "256x256", "--threads", "1", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "inpaint liif: 65536/65536 pixels" in proc.stdout
