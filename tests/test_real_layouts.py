@@ -104,3 +104,24 @@ def test_train_sir_then_sair_at_another_size_is_one_line(tmp_path):
         invoke(["train", "sair", *tiny, "--size", "paper", "--sir-checkpoint", str(tmp_path / "sir" / "last.pt"),
                 "--out", str(tmp_path / "sair")])
     invoke(["train", "sair", *tiny, "--sir-checkpoint", str(tmp_path / "sir" / "last.pt"), "--out", str(tmp_path / "ok")])
+
+
+def test_decoded_sample_cache_changes_nothing_and_decodes_once(tmp_path, celeba, monkeypatch):
+    from sairbench.data import get_dataset
+    from sairbench.data.celeba import CelebAHQ
+
+    monkeypatch.setenv("SAIRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    plain = get_dataset("celeba-hq", split="test", size=32, root=celeba)
+    expected = [plain[i] for i in range(len(plain))]
+    monkeypatch.setenv("SAIRBENCH_DATA_CACHE", "1")
+    calls = []
+    real = CelebAHQ._load
+    monkeypatch.setattr(CelebAHQ, "_load", lambda self, i: calls.append(i) or real(self, i))
+    for _ in range(2):
+        ds = get_dataset("celeba-hq", split="test", size=32, root=celeba)
+        got = [ds[i] for i in range(len(ds))]
+        for a, b in zip(expected, got):
+            assert a.name == b.name and np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
+    assert len(calls) == len(expected)  # decoded once, read from the cache the second time
+    no_labels = get_dataset("celeba-hq", split="test", size=32, root=celeba, labels=False)
+    assert no_labels[0].label is None and np.array_equal(no_labels[0].image, expected[0].image)

@@ -55,6 +55,10 @@ class ADE20K(ImageDataset):
     def _name(self, i: int) -> str:
         return self._pairs[i][0].stem
 
+    def _sources(self, i: int) -> list[Path]:
+        img_path, ann_path = self._pairs[i]
+        return [img_path, ann_path] if self.with_labels else [img_path]
+
     def _load(self, i: int) -> Sample:
         img_path, ann_path = self._pairs[i]
         image = read_image(img_path)

@@ -13,6 +13,7 @@ from sairbench.errors import SairbenchError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DATA_ROOT_ENV = "SAIRBENCH_DATA_ROOT"
+DATA_CACHE_ENV = "SAIRBENCH_DATA_CACHE"  # "1": decoded samples at the working size cached (sairbench.cache)
 
 
 @dataclass
@@ -62,7 +63,41 @@ class ImageDataset:
         return i
 
     def __getitem__(self, i: int) -> Sample:
-        return self._load(self._index(i))
+        i = self._index(i)
+        if os.environ.get(DATA_CACHE_ENV) != "1":
+            return self._load(i)
+        sources = self._sources(i)
+        if not sources:  # procedural or in-memory data: nothing worth caching
+            return self._load(i)
+        return self._cached_load(i, sources)
+
+    def _sources(self, i: int) -> list[Path]:
+        """The files sample ``i`` is decoded from (keys of the decoded-sample cache); [] = no cache."""
+        return []
+
+    def _cached_load(self, i: int, sources: list[Path]) -> Sample:
+        """``_load(i)`` through the decoded-sample cache, keyed by the source files (path, size,
+        mtime), the dataset, size, fit and whether labels are read."""
+        import torch
+
+        from sairbench.cache import cached_tensor
+
+        stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in sources if p.is_file()]
+        key = {"dataset": self.name, "split": self.split, "size": self.size, "fit": self.fit,
+               "labels": self.with_labels, "sources": stats}
+        holder: dict[str, Sample] = {}
+
+        def decode() -> torch.Tensor:
+            sample = holder["s"] = self._load(i)
+            label = np.full(sample.image.shape[:2], -1, np.int64) if sample.label is None else sample.label
+            return torch.cat([torch.from_numpy(sample.image.astype(np.int64)), torch.from_numpy(label)[..., None]], -1)
+
+        packed = cached_tensor("samples", key, decode)
+        if "s" in holder:
+            return holder["s"]
+        arr = packed.numpy()
+        label = None if (arr[..., 3] < 0).all() else arr[..., 3].astype(np.int64)
+        return Sample(self._name(i), np.ascontiguousarray(arr[..., :3].astype(np.uint8)), label)
 
     fit: str = "center-crop"  # how a non-square image becomes size x size: see FITS
     with_labels: bool = True  # False: label files are not read (models that need no labels)

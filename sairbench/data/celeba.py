@@ -86,6 +86,12 @@ class CelebAHQ(ImageDataset):
     def _name(self, i: int) -> str:
         return str(self._entries[i][0])
 
+    def _sources(self, i: int) -> list[Path]:
+        index, path = self._entries[i]
+        parts = sorted((self.anno_dir / str(index // 2000)).glob(f"{index:05d}_*.png")) if (
+            self.anno_dir is not None and self.with_labels) else []
+        return [path, *parts]
+
     def _load(self, i: int) -> Sample:
         index, path = self._entries[i]
         image = read_image(path)

@@ -56,6 +56,10 @@ class ImageFolder(ImageDataset):
     def _name(self, i: int) -> str:
         return self._images[i].stem
 
+    def _sources(self, i: int) -> list[Path]:
+        path = self._images[i]
+        return [path, self._label_path(path)] if (self.label_root is not None and self.with_labels) else [path]
+
     def _load(self, i: int) -> Sample:
         path = self._images[i]
         image = read_image(path)
