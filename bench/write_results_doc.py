@@ -70,12 +70,7 @@ ablation table); the shipped LTE and EDSR-wo then 1200 / 2500 CPU steps fine-tun
 
     sairbench run                                   # Table 1 shape
     sairbench run --protocol ablations --model sair@gpu1500 --model nfs --model ous --model edsr-wo@gpu1500 \\
-        --model edsr-w --model lte@gpu1500 --model semlte --model liif@gpu1500 --model sair --model liif@ft6000 \\
-        --checkpoint edsr-wo@gpu1500=sairbench/checkpoints/edsr-wo-gpu1500-tiny-synthetic-faces.safetensors \\
-        --checkpoint lte@gpu1500=sairbench/checkpoints/lte-gpu1500-tiny-synthetic-faces.safetensors \\
-        --checkpoint sair@gpu1500=sairbench/checkpoints/sair-gpu1500-tiny-synthetic-faces.safetensors \\
-        --checkpoint liif@gpu1500=sairbench/checkpoints/liif-gpu1500-tiny-synthetic-faces.safetensors \\
-        --checkpoint liif@ft6000=sairbench/checkpoints/liif-ft6000-tiny-synthetic-faces.safetensors
+        --model edsr-w --model lte@gpu1500 --model semlte --model liif@gpu1500 --model sair --model liif@ft6000
     sairbench run --protocol sir-miou
     python bench/compare_sair_liif.py
     sairbench report results/liu2018-masks_synthetic-faces results/ablations_synthetic-faces \\
