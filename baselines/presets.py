@@ -26,7 +26,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         "gpu1500": {"steps": 1500, **T1}, "gpu4000": {"steps": 4000, **T1},
         "ft2000": {"steps": 2000, **T1, **HOLE, "init": "{liif@gpu4000}"},
         "ft6000": {"steps": 6000, **T1, **HOLE2, "init": "{liif@ft2000}"},
-        "": {"steps": 8000, **T1, **HOLE2, "init": "{liif@ft6000}"}}),
+        "": {"steps": 8000, **T1, **HOLE2, "init": "{liif@ft6000}"},
+        # real photographs (issue 14): random multi-scale crops of the photo train split (bundled + the
+        # Debian corpus of `sairbench photos fetch`, via $SAIRBENCH_PHOTOS_DIR), warm-started from the faces model
+        "photos": {"steps": 16000, **T1, "dataset": "photos", "image_size": 64, "hole_fraction": 0.75, "lr": 3e-4,
+                   "lr_final": 1e-5, "init": "{liif}"}}),
     Preset("lte", "app", "lte", None, "LTE decoder on the AppEncoder, no semantics", recipes={
         "gpu1500": {"steps": 1500, **T1}, "": {"steps": 1200, **T1, **HOLE, "init": "{lte@gpu1500}"}}),
     Preset("edsr-wo", "edsr", "liif", None, "LIIF decoder on the EDSR-baseline encoder, no semantics (Tab. 4)",
