@@ -84,3 +84,18 @@ def test_inpaint_shows_progress_in_a_log(tmp_path):
                      "--size", "256x256", "--threads", "1", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "inpaint liif: 65536/65536 pixels" in proc.stdout
+
+
+def test_the_printed_run_table_is_sorted_best_first(tmp_path, capsys):
+    import pandas as pd
+
+    from tests.helpers import invoke
+
+    proto = tmp_path / "mini.toml"
+    proto.write_text(PROTO.replace('names = ["telea", "navier-stokes"]', 'names = ["telea", "navier-stokes", "biharmonic"]'))
+    invoke(["run", "--protocol", str(proto), "--results", str(tmp_path / "r"), "--name", "s"])
+    out = capsys.readouterr().out
+    summary = pd.read_csv(tmp_path / "r" / "s" / "summary.csv")
+    psnr_all = summary[(summary.bucket == "all") & (summary.metric == "psnr")].sort_values("mean", ascending=False)
+    rows = [ln.split("│")[1].strip() for ln in out.splitlines() if ln.startswith("│") and "0-20%" in ln]
+    assert rows == list(psnr_all["model"]) and "best first" in out

@@ -76,25 +76,41 @@ def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
 
 
 def print_summary(run: Path, title: str) -> None:
+    """The run's summary as a rich table: per bucket, models best first (by the first metric over
+    all buckets), the best value of each bucket and metric in bold."""
+    import math
+
     import pandas as pd
+
+    from sairbench.metrics import HIGHER_IS_BETTER
 
     summary = pd.read_csv(run / "summary.csv")
     metrics = list(dict.fromkeys(summary["metric"]))
     buckets = [b for b in dict.fromkeys(summary["bucket"]) if b != "all"]
-    table = Table(title=title)
-    table.add_column("model")
-    table.add_column("bucket")
-    for m in metrics:
-        table.add_column(m, justify="right")
-    for (model, bucket), g in summary[summary["bucket"].isin(buckets)].groupby(["model", "bucket"], sort=False):
-        vals = {r.metric: r for r in g.itertuples()}
-        cells = []
-        for m in metrics:
-            r = vals.get(m)
-            if r is None or r.mean != r.mean:
-                cells.append("n/a")
-            else:
+    value = {(r.model, r.bucket, r.metric): (r.mean, r.ci95) for r in summary.itertuples()}
+
+    def score(model: str, bucket: str, metric: str) -> float:
+        mean = value.get((model, bucket, metric), (math.nan,))[0]
+        if mean != mean:
+            return -math.inf
+        return mean if HIGHER_IS_BETTER.get(metric, True) else -mean
+
+    models = sorted(dict.fromkeys(summary["model"]), key=lambda m: -score(m, "all", metrics[0]))
+    table = Table(title=title, caption=f"models by {metrics[0]} over all buckets, best first; best per column in bold")
+    for col in ("model", "bucket", *metrics):
+        table.add_column(col, justify="left" if col in ("model", "bucket") else "right")
+    for bucket in buckets:
+        best = {m: max(score(x, bucket, m) for x in models) for m in metrics}
+        for model in models:
+            cells = []
+            for m in metrics:
+                mean, ci = value.get((model, bucket, m), (math.nan, math.nan))
+                if mean != mean:
+                    cells.append("n/a")
+                    continue
                 digits = 2 if m == "psnr" else 4
-                cells.append(f"{r.mean:.{digits}f}±{r.ci95:.{digits}f}" if r.ci95 == r.ci95 else f"{r.mean:.{digits}f}")
-        table.add_row(model, bucket, *cells)
+                text = f"{mean:.{digits}f}±{ci:.{digits}f}" if ci == ci else f"{mean:.{digits}f}"
+                cells.append(f"[bold]{text}[/bold]" if score(model, bucket, m) == best[m] else text)
+            table.add_row(model, bucket, *cells)
+        table.add_section()
     console.print(table)
