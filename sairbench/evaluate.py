@@ -128,7 +128,7 @@ def load_model_for_run(name: str, checkpoints: dict[str, str] | None = None):
     return create_model(name)
 
 
-def model_info(model, evaluated_at: int | None = None) -> dict[str, Any]:
+def model_info(model, evaluated_at: int | None = None, name: str | None = None) -> dict[str, Any]:
     """What meta.json records about a model: class, checkpoint step/size/training data, commit, encoder.
 
     With ``evaluated_at`` (the evaluation image size), a model trained at another image size is
@@ -142,7 +142,7 @@ def model_info(model, evaluated_at: int | None = None) -> dict[str, Any]:
         trained = info["train"].get("image_size")
         if evaluated_at is not None and trained is not None and int(trained) != int(evaluated_at):
             info["size_mismatch"] = {"trained_at": int(trained), "evaluated_at": int(evaluated_at)}
-            warnings.warn(f"model '{getattr(model, 'name', '?')}' was trained on {trained}x{trained} images of "
+            warnings.warn(f"model '{name or getattr(model, 'name', '?')}' was trained on {trained}x{trained} images of "
                           f"'{info['train'].get('dataset')}' and is evaluated at {evaluated_at}x{evaluated_at}.",
                           stacklevel=2)
     sem = getattr(model, "semantic", None)

@@ -80,7 +80,7 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                 model = load_model_for_run(model_name, checkpoints)
                 model.to(dev)
                 loaded[model_name] = model
-                folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"])))
+                folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"]), name=model_name))
             bar.describe(f"{proto.name}: {model_name}")
             torch.manual_seed(proto.seed)
             predict = ModelPredictions(loaded[model_name], data.dataset, data.masks, dev)
