@@ -65,14 +65,6 @@ def feature_cache_enabled() -> bool:
     return os.environ.get(FEATURE_CACHE_ENV, "") == "1" and cache_root() is not None
 
 
-def tensor_digest(t: torch.Tensor) -> str:
-    """sha256 of a tensor's dtype, shape and bytes."""
-    t = t.detach().cpu().contiguous()
-    h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
-
-
 def cached_batch(kind: str, keys: list[dict[str, Any]], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """A batch (B, ...) whose item i is stored under ``keys[i]``.
 

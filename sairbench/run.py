@@ -179,9 +179,10 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
         if not d.is_dir():
             raise SairbenchError(f"{d}: no such run folder; give folders written by `sairbench run --shard i/n`.")
     first = load_run_settings(dirs[0])
+    unique = list(dict.fromkeys(d.resolve() for d in dirs))  # a folder named twice counts once
+    folders = [first.folder] + [RunFolder.open(d) for d in unique[1:]]
     found: dict[tuple[str, int], Path] = {}
-    for d in dirs:
-        other = RunFolder.open(d)
+    for d, other in zip([f.path for f in folders], folders):
         if other.fingerprint != first.folder.fingerprint:
             raise SairbenchError(f"{d / 'run.json'}: fingerprint {other.fingerprint} differs from {dirs[0] / 'run.json'} "
                                  f"({first.folder.fingerprint}); merge only shards of one run (same protocol and options).")
@@ -199,8 +200,8 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
             with atomic_path(dst) as tmp:
                 shutil.copyfile(found[key], tmp)
     known = first.folder.model_infos()
-    for d in dirs[1:]:  # shards in folders of their own recorded their models there
-        known = {**RunFolder.open(d).model_infos(), **known}
+    for other in folders[1:]:  # shards in folders of their own recorded their models there
+        known = {**other.model_infos(), **known}
     for m in first.names:
         if m not in known:  # no shard recorded it (runs older than model_info.json): load it here
             try:
@@ -208,6 +209,6 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
             except Exception as exc:  # the shards ran elsewhere: keep merging, say so
                 known[m] = {"class": None, "note": f"not loadable where merged ({type(exc).__name__})"}
         first.folder.record_model_info(m, known[m])
-    total = sum(sum(RunFolder.open(d)._read_json("elapsed.json", [])) for d in dict.fromkeys(dirs))
+    total = sum(sum(f.elapsed()) for f in folders)
     lpips_scorer = default_lpips_scorer(device) if "lpips" in first.proto.metrics.names else None
     return finalize_run(first.folder, first.proto, first.names, first.data, lpips_scorer, device, elapsed_s=total or None)

@@ -170,9 +170,13 @@ class RunFolder:
     def skipped(self) -> dict[str, str]:
         return self._read_json("skipped.json", {})
 
+    def elapsed(self) -> list[float]:
+        """The time of every invocation that wrote into this folder, in seconds."""
+        return self._read_json("elapsed.json", [])
+
     def add_elapsed(self, seconds: float) -> float:
         """Add one invocation's time; returns the total over every invocation of this run."""
-        times = self._read_json("elapsed.json", []) + [round(float(seconds), 3)]
+        times = self.elapsed() + [round(float(seconds), 3)]
         atomic_write_text(self.path / "elapsed.json", json.dumps(times))
         return float(sum(times))
 

@@ -107,18 +107,14 @@ def ship(run_dir: str | Path, name: str, out: str | Path | None = None, checkpoi
 
 def machine_description(device: str = "cpu") -> str:
     """E.g. 'x86_64, 2 CPU cores, Linux' (plus the GPU's name for a CUDA device)."""
-    text = f"{platform.machine()}, {_cpu_count()} CPU cores, {platform.system()}"
+    from sairbench.machine import usable_cores
+
+    text = f"{platform.machine()}, {usable_cores()} CPU cores, {platform.system()}"
     if device.startswith("cuda"):
         import torch
 
         text += f", {torch.cuda.get_device_name(device)}" if torch.cuda.is_available() else ", CUDA GPU"
     return text
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
 
 
 def write_checkpoints_doc(path: str | Path = Path(__file__).resolve().parents[1] / "docs" / "checkpoints.md") -> None:

@@ -50,16 +50,14 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def set_threads(threads: Optional[int]) -> None:
     """torch CPU threads for this command: ``threads``, or by default the cores this process may
     use (never more, so that side-by-side commands can be given --threads 1 each)."""
-    import os
-
     import torch
 
     from sairbench import validate
+    from sairbench.machine import usable_cores
 
     validate.positive("--threads", threads)
     if threads is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, min(torch.get_num_threads(), cores))
+        threads = max(1, min(torch.get_num_threads(), usable_cores()))
     torch.set_num_threads(threads)
 
 

@@ -4,7 +4,6 @@ process-wide :func:`default_lpips_scorer`. Without local VGG16 weights the value
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
 import warnings
@@ -22,9 +21,6 @@ from sairbench.metrics.vgg16_weights import (
     _vgg16_trunk_state,
     find_vgg16_weights,
 )
-
-# The logger of the former single module sairbench/metrics.py, kept so that log records keep their name.
-log = logging.getLogger("sairbench.metrics")
 
 _WARNED: set[str] = set()
 

@@ -117,13 +117,14 @@ class SemanticBranch(nn.Module):
         With ``$SAIRBENCH_FEATURE_CACHE=1`` the result is cached per image (and mask), keyed by the
         encoder's spec and weights digest (``sairbench.cache.cached_batch``)."""
         from sairbench import cache
+        from sairbench.digest import tensor_digest
 
         with torch.no_grad():
             if not cache.feature_cache_enabled():
                 return self.encoder(masked_image, mask)
             encoder_key = self.encoder_key()
-            keys = [{"encoder": encoder_key, "image": cache.tensor_digest(masked_image[i]),
-                     "mask": None if mask is None else cache.tensor_digest(mask[i])} for i in range(len(masked_image))]
+            keys = [{"encoder": encoder_key, "image": tensor_digest(masked_image[i]),
+                     "mask": None if mask is None else tensor_digest(mask[i])} for i in range(len(masked_image))]
             out = cache.cached_batch("features", keys, lambda: self.encoder(masked_image, mask))
             return out.to(masked_image.device)
 

@@ -111,9 +111,8 @@ def make_config(model: str, **options: Any) -> TrainConfig:
 def default_workers(device: str) -> int:
     """Data-loading processes by default: on a GPU, all but one of the cores this process may use
     (at most 8), so the card does not wait for batches; on a CPU none (the cores train)."""
-    import os
+    from sairbench.machine import usable_cores
 
     if not str(device).startswith("cuda"):
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores - 1))
+    return max(0, min(8, usable_cores() - 1))
