@@ -129,6 +129,17 @@ def load_weights(model: torch.nn.Module, sd: dict, source: str) -> None:
                              f"unexpected {list(unexpected)[:3]}); pass a checkpoint of the same model and size, or retrain it.")
 
 
+def check_kind(ckpt: dict[str, Any], source: str, expect: Iterable[str] | None, hint: str = "") -> dict[str, Any]:
+    """``ckpt`` when its model is one of the part names ``expect`` (None: any), else a one-line error
+    (``hint``: how to get the right one)."""
+    spec = ckpt["model"]["args"]
+    expect = tuple(expect) if expect else None
+    if expect and spec.get("name") not in expect:
+        raise SairbenchError(f"{source}: holds '{ckpt['model'].get('name')}' (a {spec.get('name')}), not a "
+                             f"{' or '.join(expect)}; {hint or 'pass a checkpoint of the right stage.'}")
+    return ckpt
+
+
 def build(ckpt: dict[str, Any], source: str = "checkpoint", expect: Iterable[str] | None = None) -> torch.nn.Module:
     """Rebuild the model a checkpoint describes (``make(model.args)``) and load its weights, strictly.
 
@@ -137,11 +148,7 @@ def build(ckpt: dict[str, Any], source: str = "checkpoint", expect: Iterable[str
     """
     from sairbench.models import make
 
-    spec = ckpt["model"]["args"]
-    expect = tuple(expect) if expect else None
-    if expect and spec.get("name") not in expect:
-        raise SairbenchError(f"{source}: holds '{ckpt['model'].get('name')}' (a {spec.get('name')}), not a "
-                             f"{' or '.join(expect)}; pass a checkpoint of the right stage.")
+    spec = check_kind(ckpt, source, expect)["model"]["args"]
     try:
         model = make(spec)
     except SairbenchError as err:  # e.g. SAM weights (never stored) not found

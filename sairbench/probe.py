@@ -44,7 +44,6 @@ from sairbench.protocol import Protocol
 IGNORE = 255
 N_BOOT = 1000
 REGIONS = ("all", "hole")
-QUERY_CHUNK = 65536  # SIR query points per forward pass (bounds memory at large image sizes)
 BATCH = 8
 
 MIOU_CONVENTION = (
@@ -144,19 +143,6 @@ def bootstrap_miou_ci95(counts: np.ndarray, n_boot: int = N_BOOT, seed: int = 0)
 # ----------------------------------------------------------------------------- segmentation
 
 
-def _dense_sir(branch, state: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
-    """``branch.dense`` in chunks of query points: SIR's embedding at every pixel centre (B, C, H, W)."""
-    from sairbench.models.coords import make_coord
-
-    B = state["emb"].shape[0]
-    dev = state["emb"].device
-    coord = make_coord(size, device=dev).repeat(B, 1)
-    bidx = torch.arange(B, device=dev).repeat_interleave(size[0] * size[1])
-    out = torch.cat([branch.query(state, coord[s:s + QUERY_CHUNK], bidx[s:s + QUERY_CHUNK])
-                     for s in range(0, coord.shape[0], QUERY_CHUNK)])
-    return out.view(B, size[0], size[1], -1).permute(0, 3, 1, 2)
-
-
 def segment(branch, state: dict[str, Any], class_emb: torch.Tensor, size: tuple[int, int], use_sir: bool) -> torch.Tensor:
     """Per-pixel class = argmax cosine similarity between the pixel's embedding and ``class_emb``.
 
@@ -173,7 +159,7 @@ def segment(branch, state: dict[str, Any], class_emb: torch.Tensor, size: tuple[
     if use_sir:
         if getattr(branch, "sir", None) is None:
             raise SairbenchError("this semantic branch has no SIR (filler 'none'); use a checkpoint from `sairbench train sir`.")
-        emb = _dense_sir(branch, state, size)
+        emb = branch.dense(state, size)
     else:
         emb = state["emb"]
         if tuple(emb.shape[-2:]) != size:

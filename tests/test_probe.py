@@ -120,7 +120,6 @@ def test_segment_naive_and_sir_paths():
 
 
 def test_segment_sir_matches_dense_in_chunks(monkeypatch):
-    import sairbench.probe as probe
 
     torch.manual_seed(0)
     branch = make(_spec()).eval()
@@ -129,7 +128,7 @@ def test_segment_sir_matches_dense_in_chunks(monkeypatch):
     with torch.no_grad():
         state = branch.gen_feat(image * (1 - mask), mask)
         ref = torch.einsum("bchw,lc->blhw", nn.functional.normalize(branch.dense(state, (16, 16)), dim=1), class_emb).argmax(1)
-        monkeypatch.setattr(probe, "QUERY_CHUNK", 100)  # several chunks, one across the image boundary
+        monkeypatch.setattr("sairbench.models.sir.DENSE_CHUNK", 100)  # several chunks, one across the image boundary
         got = segment(branch, state, class_emb, (16, 16), use_sir=True)
     assert torch.equal(got, ref)
 

@@ -25,7 +25,7 @@ from sairbench.parts import make, register
 from sairbench.models.decoders import LIIFDecoder
 
 
-DENSE_CHUNK = 1 << 18  # SIR points per pass when it is evaluated at every (or many) cells
+DENSE_CHUNK = 65536  # SIR points per pass when it is evaluated at every (or many) cells or pixels
 
 
 @register("sir")

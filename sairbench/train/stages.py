@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from sairbench.checkpoint import load_checkpoint, load_model, load_weights, shipped_path
+from sairbench.checkpoint import check_kind, load_checkpoint, load_weights, shipped_path
 from sairbench.errors import SairbenchError
 from sairbench.models import make
 from sairbench.preset import SIR, check_size
@@ -74,23 +74,23 @@ EXTERNAL_ENCODERS = {"clip": {"name": "clip-dense", "args": {}}, "sam": {"name":
 def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     from sairbench.models.sir import bilinear_points
 
-    trained_encoder = None
+    trained = None  # (weights, file) of the in-domain encoder
     if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # $SAIRBENCH_CLIP_WEIGHTS (or --clip-weights), $SAIRBENCH_SAM_CHECKPOINT
         enc_spec = EXTERNAL_ENCODERS[cfg.semantic_encoder]
         if cfg.semantic_encoder == "clip" and cfg.clip_weights:
             enc_spec = {"name": "clip-dense", "args": {"pretrained": cfg.clip_weights}}
     elif cfg.semantic_encoder == "indomain":
         path = _checkpoint_or_shipped(cfg.semantic_checkpoint, "semantic")
-        trained_encoder = load_model(path, expect=("indomain-encoder",))
-        enc_spec = trained_encoder.spec
+        ckpt = check_kind(load_checkpoint(path), path, ("indomain-encoder",))
+        enc_spec, trained = ckpt["model"]["args"], (ckpt["model"]["sd"], path)
     else:
         raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use indomain, clip or sam.")
     model = make({"name": "semantic-branch",
                   "args": {"encoder": enc_spec, "filler": "sir", "sir": dict(SIR[cfg.size]), "train_sir": True}})
     if hasattr(model.encoder, "spec_args"):  # CLIP, SAM: record the encoder as built (size, weights digest)
         model.spec["args"]["encoder"] = {"name": enc_spec["name"], "args": model.encoder.spec_args()}
-    if trained_encoder is not None:
-        model.encoder.load_state_dict(trained_encoder.state_dict())
+    if trained is not None:
+        load_weights(model.encoder, *trained)
 
     def loss(m, batch):
         image, mask, coord = batch[0], batch[1], batch[2]
@@ -117,10 +117,8 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         model = preset.build(cfg.size)
     else:
         sir_path = _checkpoint_or_shipped(cfg.sir_checkpoint, "sir")
-        sir_ckpt = load_checkpoint(sir_path)
-        if sir_ckpt["model"]["args"].get("name") != "semantic-branch":
-            raise SairbenchError(f"{sir_path}: holds '{sir_ckpt['model'].get('name')}', not a SIR stage; "
-                                 "pass --sir-checkpoint a checkpoint of `sairbench train sir`.")
+        sir_ckpt = check_kind(load_checkpoint(sir_path), sir_path, ("semantic-branch",),
+                              "pass --sir-checkpoint a checkpoint of `sairbench train sir`.")
         sir_size = sir_ckpt["model"].get("size")
         if sir_size != cfg.size and preset.filler == "sir":
             raise SairbenchError(f"{sir_path}: SIR was trained at size '{sir_size}' but '{cfg.model}' is asked at "
