@@ -120,7 +120,6 @@ def test_segment_naive_and_sir_paths():
 
 
 def test_segment_sir_matches_dense_in_chunks(monkeypatch):
-
     torch.manual_seed(0)
     branch = make(_spec()).eval()
     image, mask = torch.rand(2, 3, 16, 16), (torch.rand(2, 1, 16, 16) > 0.6).float()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -210,17 +210,12 @@ def write_report(
     out_dir,
     include_published: list[str] | None = None,
     *,
-    pairs: Sequence[tuple[str, str]] | None = None,
-    show_ci: bool = False,
-    published_folder: str | Path | None = None,
-    buckets: Sequence[str] | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
     html: bool = False,
-    skipped: Sequence[str] = (),
+    **options: Any,
 ) -> list[Path]:
     """Render result folders (and published tables) into ``out_dir/report.tex`` and ``report.md``
-    (and ``report.html`` with ``html``).
+    (and ``report.html`` with ``html``). ``options`` are those of :func:`build_report`: ``pairs``,
+    ``show_ci``, ``published_folder``, ``buckets``, ``n_boot``, ``seed``, ``skipped``.
 
     One section per group of runs with equal settings (protocol, dataset with its size and limit,
     masks, seed, metric conventions: :mod:`~sairbench.report.settings`; groups sharing a protocol
@@ -238,7 +233,5 @@ def write_report(
     Returns:
         [report.tex, report.md] paths, then report.html with ``html``.
     """
-    report = build_report(result_dirs, include_published, pairs=pairs, show_ci=show_ci,
-                          published_folder=published_folder, buckets=buckets, n_boot=n_boot, seed=seed,
-                          skipped=skipped)
+    report = build_report(result_dirs, include_published, **options)
     return write_documents(report, out_dir, html)

@@ -16,12 +16,10 @@ import io
 from html import escape
 from pathlib import Path
 
-import numpy as np
-
-from sairbench.report.naming import DECIMALS, METRIC_NAMES, bucket_label, format_number, label_safe, metric_title
-from sairbench.report.render import MarkdownRenderer, format_difference, format_p
+from sairbench.report.naming import bucket_label, label_safe, metric_title
+from sairbench.report.render import MarkdownRenderer
 from sairbench.report.settings import describe, describe_masks, lpips_status
-from sairbench.report.table import Cell, Difference, Note, Table
+from sairbench.report.table import Cell, Note, Table
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:78em;padding:0 1em;color:#222}
@@ -84,26 +82,14 @@ class HtmlRenderer:
         return "\n".join(out)
 
     def cell(self, cell: Cell) -> str:
-        """One cell as HTML: a value (``± ci`` after it when it has an interval) or ``Δ [CI], p``."""
-        if cell is None:
-            return "n/a"
-        if isinstance(cell, Difference):
-            diff, ci = format_difference(cell)
-            p = format_p(cell.p)
-            text = "n/a" if diff == "n/a" else f"{diff} {ci}, p{p if p.startswith('<') else '=' + p}"
-            return f"<strong>{escape(text)}</strong>" if cell.significant else escape(text)
-        text = format_number(cell.mean, cell.metric, "md")
-        if np.isfinite(cell.mean) and np.isfinite(cell.ci):
-            text += f" ± {cell.ci:.{DECIMALS.get(cell.metric, 3)}f}"
-        return f"<strong>{escape(text)}</strong>" if cell.best else escape(text)
+        """One cell as HTML: the Markdown renderer's text, escaped, marked cells in ``<strong>``."""
+        text, marked = MarkdownRenderer.cell_text(cell)
+        return f"<strong>{escape(text)}</strong>" if marked else escape(text)
 
     def note(self, note: Note) -> str:
-        """One footnote as escaped text (the standard sentences as in Markdown)."""
-        if note.kind == "ci":
-            return escape(MarkdownRenderer.ci_note)
-        if note.kind == "paired":
-            return escape(MarkdownRenderer.paired_note.format(name=METRIC_NAMES.get(note.metric, note.metric)))
-        return ("† " if note.kind == "published" else "") + escape(note.text)
+        """One footnote as escaped text (the Markdown renderer's sentences)."""
+        prefix, text, _ = MarkdownRenderer.note_text(note)
+        return escape(prefix + text)
 
 
 def _png_data(fig) -> str:

@@ -164,71 +164,59 @@ class MarkdownRenderer:
             lines += [f"<sub>{n}</sub>  " if i < len(notes) - 1 else f"<sub>{n}</sub>" for i, n in enumerate(notes)]
         return "\n".join(lines) + "\n"
 
-    def cell(self, cell: Cell) -> str:
-        """One cell: a value (`` ± 0.10`` after it when it has an interval) or ``Δ [CI], p=...``;
-        ``n/a`` for no result."""
+    @classmethod
+    def cell_text(cls, cell: Cell) -> tuple[str, bool]:
+        """(plain text, marked) of one cell: a value (`` ± 0.10`` after it when it has an interval)
+        or ``Δ [CI], p=...``, ``n/a`` for no result; marked = best value or significant difference."""
         if cell is None:
-            return "n/a"
+            return "n/a", False
         if isinstance(cell, Difference):
             diff, ci = format_difference(cell)
             p = format_p(cell.p)
             text = "n/a" if diff == "n/a" else f"{diff} {ci}, p{p if p.startswith('<') else '=' + p}"
-            return f"**{text}**" if cell.significant else text
-        text = format_number(cell.mean, cell.metric, self.fmt)
+            return text, cell.significant
+        text = format_number(cell.mean, cell.metric, cls.fmt)
         if np.isfinite(cell.mean) and np.isfinite(cell.ci):
             text += f" ± {cell.ci:.{DECIMALS.get(cell.metric, 3)}f}"
-        return f"**{text}**" if cell.best else text
+        return text, cell.best
+
+    def cell(self, cell: Cell) -> str:
+        """One cell, marked cells in ``**bold**``."""
+        text, marked = self.cell_text(cell)
+        return f"**{text}**" if marked else text
+
+    @classmethod
+    def note_text(cls, note: Note) -> tuple[str, str, bool]:
+        """(prefix, plain text, free) of one footnote: the standard sentences, or the note's own
+        text (free = True: user text, to be escaped) after a dagger for published rows."""
+        if note.kind == "ci":
+            return "", cls.ci_note, False
+        if note.kind == "paired":
+            return "", cls.paired_note.format(name=METRIC_NAMES.get(note.metric, note.metric)), False
+        return ("† " if note.kind == "published" else ""), note.text, True
 
     def note(self, note: Note) -> str:
         """One footnote, escaped; published-row notes start with a dagger."""
-        if note.kind == "ci":
-            return self.ci_note
-        if note.kind == "paired":
-            return self.paired_note.format(name=METRIC_NAMES.get(note.metric, note.metric))
-        return ("† " if note.kind == "published" else "") + md_escape(note.text)
+        prefix, text, free = self.note_text(note)
+        return prefix + (md_escape(text) if free else text)
 
 
-def render_latex(
-    summary_df: pd.DataFrame,
-    buckets: Sequence[str],
-    metrics: Sequence[str],
-    caption: str,
-    label: str,
-    published_df: pd.DataFrame | None = None,
-    footnote: str = "",
-    *,
-    show_ci: bool = False,
-    bold_published: bool = False,
-    dataset: str | None = None,
-    placement: str = "htbp",
-) -> str:
-    """The main table (:func:`~sairbench.report.table.results_table`) as a booktabs ``table`` in
-    the shape of the paper's Table 1: rows are models (runs first, then published rows marked with
-    a dagger after a rule), column groups are ``buckets``, one column per metric (arrows give the
-    direction), the best value per column bold, NaN as ``--``. ``caption`` and ``footnote`` are
-    plain text (escaped here); ``dataset`` names this table's dataset for the published-rows note;
-    ``placement`` is the float specifier (``"H"`` needs ``\\usepackage{float}``). Returns the LaTeX."""
-    table = results_table(summary_df, buckets, metrics, caption, label, published_df, footnote,
-                          show_ci=show_ci, bold_published=bold_published, dataset=dataset)
+def render_latex(summary_df: pd.DataFrame, buckets: Sequence[str], metrics: Sequence[str], caption: str, label: str,
+                 *args, placement: str = "htbp", **kwargs) -> str:
+    """The main table (:func:`~sairbench.report.table.results_table`, which takes the other
+    arguments) as a booktabs ``table`` in the shape of the paper's Table 1: rows are models (runs
+    first, then published rows marked with a dagger after a rule), column groups are ``buckets``,
+    one column per metric (arrows give the direction), the best value per column bold, NaN as
+    ``--``. ``caption`` and footnotes are plain text (escaped here); ``placement`` is the float
+    specifier (``"H"`` needs ``\\usepackage{float}``). Returns the LaTeX."""
+    table = results_table(summary_df, buckets, metrics, caption, label, *args, **kwargs)
     return LatexRenderer(placement).render(table)
 
 
-def render_markdown(
-    summary_df: pd.DataFrame,
-    buckets: Sequence[str],
-    metrics: Sequence[str],
-    caption: str,
-    label: str = "",
-    published_df: pd.DataFrame | None = None,
-    footnote: str = "",
-    *,
-    show_ci: bool = False,
-    bold_published: bool = False,
-    dataset: str | None = None,
-) -> str:
+def render_markdown(summary_df: pd.DataFrame, buckets: Sequence[str], metrics: Sequence[str], caption: str,
+                    label: str = "", *args, **kwargs) -> str:
     """The table of :func:`render_latex` as GitHub Markdown: one header row whose columns read
     ``PSNR↑ 0–20%``, best values in ``**bold**``, published rows marked ``†``, NaN as ``n/a``.
     Returns the Markdown."""
-    table = results_table(summary_df, buckets, metrics, caption, label, published_df, footnote,
-                          show_ci=show_ci, bold_published=bold_published, dataset=dataset)
+    table = results_table(summary_df, buckets, metrics, caption, label, *args, **kwargs)
     return MarkdownRenderer().render(table)
