@@ -42,7 +42,8 @@ import torch.nn.functional as F
 
 from sairbench.registry import register_model
 from sairbench_baselines.lama import FFCBlock, Pair
-from sairbench_baselines.released import PeerInpainter, env_availability, load_into, pad_symmetric, read_state_dict
+from sairbench_baselines.peer_files import env_availability, load_peer
+from sairbench_baselines.released import PeerInpainter, pad_symmetric
 
 ENV = "SAIRBENCH_COORDFILL_CHECKPOINT"
 DOWNLOAD = ("download the Places2 CoordFill model (encoder-epoch-*.pth) from the 'Models' link of "
@@ -206,23 +207,8 @@ def conventions() -> dict:
 def make_coordfill(checkpoint: str | None = None, width: int = 64, pretrained: bool = True) -> CoordFillInpainter:
     """CoordFill from a released encoder file (``.pth`` state dict, or its converted ``.safetensors``),
     else ``$SAIRBENCH_COORDFILL_CHECKPOINT``; ``pretrained=False``: random weights (tests, benchmarks)."""
-    import os
-
-    from sairbench.errors import SairbenchError
-
     net = CoordFillNet(width)
-    info = {"step": None, "model": {"name": "coordfill", "size": conventions()},
-            "train": {"dataset": None, "image_size": None, "seed": None}, "provenance": {"commit": None}}
-    if pretrained:
-        checkpoint = checkpoint or os.environ.get(ENV)
-        if not checkpoint:
-            raise SairbenchError(f"model coordfill {env_availability(ENV, DOWNLOAD)()[1]}.")
-        sd, extras = read_state_dict(checkpoint)
-        load_into(net, sd, str(checkpoint), LAYOUT)
-        info["step"] = extras.get("global_step")
-        info["model"]["size"]["file"] = str(checkpoint)
-    else:
-        info["model"]["size"]["file"] = "random weights"
+    info = load_peer(net, "coordfill", conventions(), checkpoint, pretrained, ENV, DOWNLOAD, LAYOUT)
     return CoordFillInpainter(net, "coordfill", info)
 
 

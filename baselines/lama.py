@@ -36,7 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sairbench.registry import register_model
-from sairbench_baselines.released import PeerInpainter, env_availability, load_into, pad_symmetric, read_state_dict
+from sairbench_baselines.peer_files import env_availability, load_peer
+from sairbench_baselines.released import PeerInpainter, pad_symmetric
 
 ENV = "SAIRBENCH_LAMA_CHECKPOINT"
 DOWNLOAD = ("download big-lama.zip (the 'big-lama' model of github.com/advimman/lama, README 'Models'), unzip it "
@@ -222,23 +223,8 @@ def conventions() -> dict:
 def make_lama(checkpoint: str | None = None, ngf: int = 64, n_blocks: int = 18, pretrained: bool = True) -> LamaInpainter:
     """LaMa from a released big-lama file (``best.ckpt``, its converted ``.safetensors``), else from
     ``$SAIRBENCH_LAMA_CHECKPOINT``; ``pretrained=False``: random weights (tests, benchmarks)."""
-    import os
-
-    from sairbench.errors import SairbenchError
-
     net = LamaGenerator(ngf, n_blocks)
-    info = {"step": None, "model": {"name": "lama", "size": conventions()},
-            "train": {"dataset": None, "image_size": None, "seed": None}, "provenance": {"commit": None}}
-    if pretrained:
-        checkpoint = checkpoint or os.environ.get(ENV)
-        if not checkpoint:
-            raise SairbenchError(f"model lama {env_availability(ENV, DOWNLOAD)()[1]}.")
-        sd, extras = read_state_dict(checkpoint, PREFIX)
-        load_into(net, sd, str(checkpoint), LAYOUT)
-        info["step"] = extras.get("global_step")
-        info["model"]["size"]["file"] = str(checkpoint)
-    else:
-        info["model"]["size"]["file"] = "random weights"
+    info = load_peer(net, "lama", conventions(), checkpoint, pretrained, ENV, DOWNLOAD, LAYOUT, PREFIX)
     return LamaInpainter(net, "lama", info)
 
 

@@ -382,16 +382,3 @@ class PeerInpainter(Inpainter):
         with torch.no_grad():
             pred = self._fill(img * (1 - hole), hole).clamp(0, 1)
         return (pred * hole + img * (1 - hole)).to(image.device)
-
-
-def env_availability(env: str, download: str) -> Callable[[], tuple[bool, str]]:
-    """``availability()`` of a peer whose released file is named by ``$env``."""
-    def availability() -> tuple[bool, str]:
-        path = os.environ.get(env)
-        if not path:
-            return False, f"needs the released weights: {download}, or set ${env} to that file"
-        if not Path(path).is_file():
-            return False, f"${env}={path} is not a file; {download}"
-        return True, ""
-
-    return availability
