@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.helpers import PROTO
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
@@ -14,3 +16,11 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("SAIRBENCH_CACHE_DIR", None)
     else:
         os.environ["SAIRBENCH_CACHE_DIR"] = old
+
+
+@pytest.fixture()
+def proto(tmp_path):
+    """The tiny protocol of tests/helpers.py written to a file (tests may override this fixture)."""
+    p = tmp_path / "mini.toml"
+    p.write_text(PROTO)
+    return p

@@ -12,17 +12,10 @@ import torch
 from PIL import Image
 
 from sairbench.errors import SairbenchError
-from tests.helpers import PROTO, invoke
+from tests.helpers import invoke
 
 
 
-
-
-@pytest.fixture()
-def proto(tmp_path):
-    p = tmp_path / "mini.toml"
-    p.write_text(PROTO)
-    return p
 
 
 def test_run_twice_gives_identical_numbers_and_never_overwrites(tmp_path, proto):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sairbench.errors import SairbenchError
-from tests.helpers import PROTO, invoke
+from tests.helpers import invoke
 
 TINY = ["--batch", "2", "--queries", "16", "--image-size", "32", "--threads", "1"]
 PWNED = Path("/tmp/sairbench-hostile-pwned")
@@ -21,13 +21,6 @@ PWNED = Path("/tmp/sairbench-hostile-pwned")
 class _Boom:
     def __reduce__(self):
         return (Path.touch, (PWNED,))
-
-
-@pytest.fixture()
-def proto(tmp_path):
-    p = tmp_path / "mini.toml"
-    p.write_text(PROTO)
-    return p
 
 
 @pytest.fixture()

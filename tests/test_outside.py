@@ -18,13 +18,6 @@ KEYS = ["image", "mask", "bucket", "ratio"]
 
 
 @pytest.fixture()
-def proto(tmp_path):
-    p = tmp_path / "mini.toml"
-    p.write_text(PROTO)
-    return p
-
-
-@pytest.fixture()
 def exported(tmp_path, proto):
     out = tmp_path / "export"
     invoke(["masks", "export", "--protocol", str(proto), "--limit", "3", "--out", str(out)])
