@@ -113,14 +113,10 @@ def dataset_settings(proto: Protocol, **overrides: Any) -> dict[str, Any]:
 
 def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: str | None = None,
                        limit: int | None = None, mask_dir: str | None = None, size: int | None = None,
-                       fit: str | None = None, per_bucket: int | None = None, labels: bool = True) -> ProtocolData:
+                       fit: str | None = None, labels: bool = True) -> ProtocolData:
     """The dataset, masks and pairs of a protocol run; the keyword arguments override the
     protocol's (and the dataset's) settings."""
-    from sairbench import validate
-
     ds_cfg = dataset_settings(proto, name=dataset, root=data_root, limit=limit, size=size, fit=fit)
-    if per_bucket is not None:
-        proto.masks.per_bucket = validate.positive("--per-bucket", per_bucket)
     ds = open_dataset(ds_cfg, proto.seed, labels)
     if len(ds) == 0:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")

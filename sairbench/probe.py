@@ -297,8 +297,9 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
                              "(give another SIR with --checkpoint sir=PATH).")
 
     branch, ckpt, ckpt_path = load_semantic_branch(checkpoints)
+    proto = proto.with_per_bucket(per_bucket)
     ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size,
-                                                             fit=fit, per_bucket=per_bucket)
+                                                             fit=fit)
     classes = list(getattr(ds, "classes", []) or [])
     if not classes:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no class labels; the mIoU probe needs a labelled dataset "

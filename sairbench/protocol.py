@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,15 @@ class Protocol:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def with_per_bucket(self, per_bucket: int | None) -> "Protocol":
+        """This protocol with ``per_bucket`` masks per bucket (None: unchanged); a new object."""
+        if per_bucket is None:
+            return self
+        from sairbench import validate
+
+        validate.positive("--per-bucket", per_bucket)
+        return replace(self, masks=replace(self.masks, per_bucket=per_bucket))
 
     def fingerprint(self) -> str:
         d = self.to_dict()

@@ -52,7 +52,8 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
     from sairbench.progress import progress as track
 
     t_start = time.perf_counter()
-    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size, fit=fit, per_bucket=per_bucket,
+    proto = proto.with_per_bucket(per_bucket)
+    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size, fit=fit,
                               labels=False)  # inpainting models and metrics need no label maps
     names, skipped = select_models(models or proto.models.names, checkpoints)
     check_models(names, skipped, proto.name)
