@@ -106,6 +106,11 @@ class Preset:
         """
         check_size(size, f"preset '{self.name}'")
         appearance = APPEARANCE[self.appearance][size] if self.appearance else None
+        appearance_args = overrides.pop("appearance_args", None)
+        if appearance_args:
+            if appearance is None:
+                raise SairbenchError(f"preset '{self.name}' has no appearance encoder to set {sorted(appearance_args)} on.")
+            appearance = {"name": appearance["name"], "args": {**appearance["args"], **appearance_args}}
         dec = DECODER[self.decoder][size]
         decoder = {"name": dec["name"], "args": dict(dec["args"])}
         decoder["args"]["in_dim"] = APPEARANCE_DIM[self.appearance][size] if self.appearance else 0

@@ -124,11 +124,14 @@ def receptive_radius(module: nn.Module | None) -> int:
 
     Its convolutions taken in order as one chain (skip connections only shorten paths): a conv
     of kernel k and dilation d adds ceil((k-1)d/2) cells of its input grid, a transposed conv of
-    stride s adds ceil((k-1)/2s) cells of its input grid.
+    stride s adds ceil((k-1)/2s) cells of its input grid, a nearest upsampling one cell of its input grid.
     """
     jump, radius = 1.0, 0.0
     for m in module.modules() if module is not None else ():
-        if isinstance(m, nn.ConvTranspose2d):
+        if isinstance(m, nn.Upsample):
+            radius += jump
+            jump /= float(m.scale_factor if not isinstance(m.scale_factor, tuple) else max(m.scale_factor))
+        elif isinstance(m, nn.ConvTranspose2d):
             k, s = max(m.kernel_size), max(m.stride)
             radius += math.ceil((k - 1) / (2 * s)) * jump
             jump /= s
@@ -222,13 +225,14 @@ def run_tiles(model, image: torch.Tensor, mask: torch.Tensor, out_size: tuple[in
     if ph or pw:  # stride-aligned tiles: pad bottom/right (replicate) for the tiled path
         image = F.pad(image, (0, pw, 0, ph), mode="replicate")
         mask = F.pad(mask.to(image.dtype), (0, pw, 0, ph), mode="replicate")
+    values = model.encoder_values(image, mask)  # whole-image prefill: tiles must not see a different one
     for cy0, cy1, y0, y1 in axis_tiles(H + ph, tile, margin, align):
         r0, r1 = first_output(min(cy0, H), H, out_h), first_output(min(cy1, H), H, out_h)
         for cx0, cx1, x0, x1 in axis_tiles(W + pw, tile, margin, align):
             c0, c1 = first_output(min(cx0, W), W, out_w), first_output(min(cx1, W), W, out_w)
             if r1 <= r0 or c1 <= c0:
                 continue
-            state = model.gen_feat(image[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1])
+            state = model.gen_feat(image[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1], values[..., y0:y1, x0:x1])
             if fast:
                 model.prepare_queries(state)
             query_block(model, state, out, (r0, r1), (c0, c1), (y0, y1, x0, x1), (H, W), per_pass, fast)
@@ -241,8 +245,8 @@ def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int) -> torc
 
     Every image's hole pixels are queried as one list (lists of unequal length are padded with
     the image's first hole pixel, whose answer is discarded); per query the work is the same as
-    in :func:`run_tiles`. SIR is evaluated only at the cells these queries read: the hole's cells
-    and their neighbours (one cell around, for the local ensemble at borders)."""
+    in :func:`run_tiles`. SIR is evaluated only at the cells these queries read
+    (``decoder.read_cells``: at scale 1, the hole's own cells)."""
     from sairbench.models.coords import cell_centre
 
     B, _, H, W = image.shape
@@ -252,9 +256,6 @@ def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int) -> torc
     if int(counts.max()) == 0:
         return out
     state = model.gen_feat(image, mask)
-    grid = tuple(state["feat"].shape[-2:])
-    cells = F.interpolate(hole[:, None].float(), size=grid, mode="nearest") if grid != (H, W) else hole[:, None].float()
-    model.prepare_queries(state, cells=F.max_pool2d(cells, 3, 1, 1)[:, 0] > 0)
     Q = int(counts.max())
     index = torch.zeros(B, Q, dtype=torch.long, device=image.device)
     for b in range(B):
@@ -265,6 +266,9 @@ def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int) -> torc
     rows, cols = index // W, index % W
     coord = torch.stack([cell_centre(rows, H), cell_centre(cols, W)], dim=-1)
     cell = torch.tensor([2.0 / H, 2.0 / W], device=image.device).expand_as(coord)
+    bidx = torch.arange(B, device=image.device).repeat_interleave(Q)
+    read = model.decoder.read_cells(coord.reshape(-1, 2), bidx, tuple(state["feat"].shape[-2:]), B)
+    model.prepare_queries(state, cells=read)
     per_pass = max(1, chunk // B)
     flat_out = out.permute(0, 2, 3, 1).reshape(B, H * W, 3)
     for s in range(0, Q, per_pass):

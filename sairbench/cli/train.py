@@ -26,6 +26,9 @@ def train(
     lr_final: Optional[float] = typer.Option(None, help="tiny schedule: final learning rate (default 1e-4)"),
     init: Optional[str] = typer.Option(None, help="start from this checkpoint's weights (same model), fresh optimizer"),
     image_size: int = typer.Option(64, help="training image size"),
+    prefill: str = typer.Option("zero", help="hole content the appearance encoder sees: zero (the paper) or pull-push"),
+    upsample: str = typer.Option("transposed", help="AppEncoder upsampling: transposed (the paper) or resize-conv (no grid "
+                                 "pattern in large holes)"),
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL)"),
     save_every: int = typer.Option(500, help="checkpoint every N steps"),
@@ -58,7 +61,7 @@ def train(
                       hole_fraction=hole_fraction, init=init, seed=seed, save_every=save_every, keep_every=keep_every,
                       out=out, device=device, threads=threads, workers=workers, fast=fast,
                       semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
-                      semantic_encoder=semantic_encoder, clip_weights=clip_weights)
+                      semantic_encoder=semantic_encoder, clip_weights=clip_weights, prefill=prefill, upsample=upsample)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
     if export is not None:

@@ -17,7 +17,9 @@ ensemble, area weights). Each decoder has two paths that compute the same functi
 
 ``extra_fn(coord (N, 2), batch_index (N,)) -> (N, D)`` optionally supplies a per-neighbour vector
 (the SIR embedding at the neighbour cell centre for SAIR); it is called only for the neighbour
-terms that are computed.
+terms that are computed. An ``extra_fn`` with ``projected = True`` returns the vector already
+multiplied by the first layer's extra weight (``extra_weight()``, (hidden, D)), as SIR's cell table
+does (see ``SemanticBranch.precompute_cells``).
 """
 
 from __future__ import annotations
@@ -99,13 +101,28 @@ class LocalEnsembleDecoder(nn.Module):
         weights = areas / areas.sum(0, keepdim=True)
         return torch.stack(idx_list), torch.stack(rel_list), weights
 
+    def read_cells(self, coord: torch.Tensor, batch_index: torch.Tensor, shape: tuple[int, int], batch: int,
+                   skip: bool = True) -> torch.Tensor:
+        """The feature cells the fast path reads for these queries: coord (N, 2) of images
+        batch_index (N,) on an (h, w) grid -> (batch, h, w) bool."""
+        h, w = shape
+        idx, _, weights = self.neighbours(coord, shape)
+        keep = weights > self.skip_tol if skip else torch.ones_like(weights, dtype=torch.bool)
+        read = torch.zeros(batch, h * w, dtype=torch.bool, device=coord.device)
+        read[batch_index.expand_as(idx)[keep], idx[keep]] = True
+        return read.view(batch, h, w)
+
     # -- fast path ----------------------------------------------------------------------
     def prepare(self, feat: torch.Tensor, n_terms: int):
         raise NotImplementedError
 
     def predict(self, state, b: torch.Tensor, idx: torch.Tensor, rel: torch.Tensor,
-                rel_cell: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+                rel_cell: torch.Tensor, extra: torch.Tensor | None, projected: bool = False) -> torch.Tensor:
         raise NotImplementedError
+
+    def extra_weight(self) -> torch.Tensor | None:
+        """(hidden, extra_dim): the first-layer weight applied to the extra vector (None without one)."""
+        return None
 
     def query(
         self,
@@ -130,18 +147,21 @@ class LocalEnsembleDecoder(nn.Module):
 
     def query_points(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
                      batch_index: torch.Tensor, extra_fn: ExtraFn | None = None, skip: bool = True,
-                     state=None) -> torch.Tensor:
+                     state=None, finish: bool = True):
         """Fast path on a flat list of points: coord/cell (N, 2) of images ``batch_index`` (N,) -> (N, out_dim).
 
         ``state`` is the result of ``prepare`` when the caller queries the same features repeatedly.
+        ``finish=False`` returns (blended (N, term_dim), weight sum (N, 1)) before ``finish``.
         """
         _, _, h, w = feat.shape
         idx, rel, weights = self.neighbours(coord, (h, w))
         rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
         keep = weights > self.skip_tol if skip else torch.ones_like(weights, dtype=torch.bool)
+        projected = bool(getattr(extra_fn, "projected", False))
         if state is None:
             state = self.prepare(feat, int(keep.sum()))
-        out = coord.new_zeros(coord.shape[0], self.out_dim)
+        out = coord.new_zeros(coord.shape[0], self.term_dim)
+        wsum = coord.new_zeros(coord.shape[0], 1)
         for k in range(idx.shape[0]):
             (n,) = keep[k].nonzero(as_tuple=True)
             if n.numel() == 0:
@@ -150,9 +170,19 @@ class LocalEnsembleDecoder(nn.Module):
             extra = None
             if extra_fn is not None:
                 extra = extra_fn(_cell_centre(cell_idx, (h, w), coord.dtype), b)
-            pred = self.predict(state, b, cell_idx, rel[k, n], rel_cell[n], extra)
+            pred = self.predict(state, b, cell_idx, rel[k, n], rel_cell[n], extra, projected)
             out = out.index_add(0, n, pred * weights[k, n].unsqueeze(-1))
-        return out
+            wsum = wsum.index_add(0, n, weights[k, n].unsqueeze(-1))
+        return self.finish(out, wsum) if finish else (out, wsum)
+
+    # what ``predict`` returns per term (out_dim) and how the weighted sum of terms becomes the output
+    @property
+    def term_dim(self) -> int:
+        return self.out_dim
+
+    def finish(self, blended: torch.Tensor, wsum: torch.Tensor) -> torch.Tensor:
+        """blended (N, term_dim): sum over the computed terms of weight x term; wsum (N, 1) the weights' sum."""
+        return blended
 
     def residual(self, inp: torch.Tensor | None, coord: torch.Tensor) -> torch.Tensor | float:
         return 0.0
@@ -259,7 +289,27 @@ class LIIFDecoder(LocalEnsembleDecoder):
         patches = padded[b.unsqueeze(1), pos]  # (N, 9, C)
         return patches.transpose(1, 2).reshape(len(idx), C * 9) @ Wf.t()
 
-    def predict(self, state, b, idx, rel, rel_cell, extra):
+    @property
+    def blend_hidden(self) -> bool:
+        """Wide outputs (SIR's 512-d embedding from 256-wide layers): the ensemble is blended before
+        the linear last layer, W (sum_k w_k h_k) + b sum_k w_k = sum_k w_k (W h_k + b), so the last
+        layer runs once per query instead of once per term."""
+        return self.out_dim > self.imnet[-1].in_features
+
+    @property
+    def term_dim(self) -> int:
+        return self.imnet[-1].in_features if self.blend_hidden else self.out_dim
+
+    def finish(self, blended, wsum):
+        if not self.blend_hidden:
+            return blended
+        last: nn.Linear = self.imnet[-1]
+        return torch.addmm(wsum * last.bias, blended, last.weight.t())
+
+    def extra_weight(self):
+        return self._w1()[1] if self.extra_dim else None
+
+    def predict(self, state, b, idx, rel, rel_cell, extra, projected=False):
         _, We, Wr, Wc, bias = self._w1()
         h1 = rel @ Wr.t() + bias
         if state is not None:
@@ -267,8 +317,8 @@ class LIIFDecoder(LocalEnsembleDecoder):
         if self.cell_decode:
             h1 = h1 + rel_cell @ Wc.t()
         if extra is not None:
-            h1 = h1 + extra @ We.t()
-        return self.imnet[1:](h1)
+            h1 = h1 + (extra if projected else extra @ We.t())
+        return self.imnet[1:-1](h1) if self.blend_hidden else self.imnet[1:](h1)
 
     def query_plain(self, feat, coord, cell, extra_fn=None, inp=None):
         """LIIF's reference formulation. feat (B, C, h, w), coord/cell (B, Q, 2) -> (B, Q, out_dim)."""
@@ -324,7 +374,8 @@ class LTEDecoder(LocalEnsembleDecoder):
     def prepare(self, feat, n_terms):
         return (self.coef(feat).flatten(2).transpose(1, 2), self.freq(feat).flatten(2).transpose(1, 2))
 
-    def predict(self, state, b, idx, rel, rel_cell, extra):
+    def predict(self, state, b, idx, rel, rel_cell, extra, projected=False):
+        # extra_weight() is None: SIR's cells hold plain embeddings for LTE (no projected terms)
         coef, freq = state
         x = self.fourier(coef[b, idx], freq[b, idx], rel, rel_cell)
         if extra is not None:

@@ -15,6 +15,17 @@ from sairbench.layers import ResBlock
 from sairbench.parts import register
 
 
+def _transposed(c_in: int, c_out: int) -> nn.Module:
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+
+
+def _resize_conv(c_in: int, c_out: int) -> nn.Module:
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1))
+
+
+UPSAMPLERS = {"transposed": _transposed, "resize-conv": _resize_conv}
+
+
 @register("app-encoder")
 class AppEncoder(nn.Module):
     """The paper's Tab. 4 CNN. widths=(64, 128, 256), n_resblocks=8 is the paper's size.
@@ -22,15 +33,24 @@ class AppEncoder(nn.Module):
     Conv(4, w0, 7, 1, 3) - Conv(w0, w1, 4, 2, 1) - Conv(w1, w2, 4, 2, 1) - n x ResBlock(w2)
     - 2 x Conv(w2, w2, 3, 1, 1) - ConvT(w2, w1, 4, 2, 1) - ConvT(w1, w0, 4, 2, 1), ReLU after each
     conv. The last two rows of Tab. 4 ("Conv(256, 128, 4, 2, 1)", "Conv(128, 64, 4, 2, 1)") must
-    upsample, since the table's output has the input's size: they are transposed convolutions.
+    upsample, since the table's output has the input's size: ``upsample="transposed"`` (the paper's
+    reading) makes them transposed convolutions. Their four output phases have different weights,
+    so where the whole receptive field is hole (constant features) they print a period-2 grid on
+    the features and a 2-4 px grid on the fill. ``upsample="resize-conv"`` (Odena et al. 2016,
+    "Deconvolution and checkerboard artifacts") upsamples by nearest neighbour and then applies a
+    3x3 convolution: a constant input gives a constant output, no grid.
 
     Input (B, 4, H, W) with H, W divisible by 4; output (B, w0, H, W).
     """
 
-    def __init__(self, in_channels: int = 4, widths: Sequence[int] = (64, 128, 256), n_resblocks: int = 8):
+    def __init__(self, in_channels: int = 4, widths: Sequence[int] = (64, 128, 256), n_resblocks: int = 8,
+                 upsample: str = "transposed"):
         super().__init__()
         w0, w1, w2 = widths
         relu = lambda: nn.ReLU(inplace=True)  # noqa: E731
+        if upsample not in UPSAMPLERS:
+            raise ValueError(f"upsample {upsample!r}: use one of {tuple(UPSAMPLERS)}")
+        up = UPSAMPLERS[upsample]
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, w0, 7, 1, 3), relu(),
             nn.Conv2d(w0, w1, 4, 2, 1), relu(),
@@ -38,8 +58,8 @@ class AppEncoder(nn.Module):
             *[ResBlock(w2) for _ in range(n_resblocks)],
             nn.Conv2d(w2, w2, 3, 1, 1), relu(),
             nn.Conv2d(w2, w2, 3, 1, 1), relu(),
-            nn.ConvTranspose2d(w2, w1, 4, 2, 1), relu(),
-            nn.ConvTranspose2d(w1, w0, 4, 2, 1), relu(),
+            up(w2, w1), relu(),
+            up(w1, w0), relu(),
         )
         self.out_dim = w0
 

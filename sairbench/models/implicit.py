@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from sairbench.errors import SairbenchError
 from sairbench.inpainter import Inpainter
+from sairbench.models.prefill import PREFILLS, apply_prefill
 from sairbench.parts import make, register
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -34,24 +35,40 @@ class ImplicitInpainter(nn.Module, Inpainter):
             ``extra_dim`` the semantic embedding size (0 without semantics).
         semantic: spec of the semantic branch (see ``sairbench.models.sir``) or None.
         name: preset name, recorded in checkpoints.
+        prefill: what the appearance encoder sees inside the hole: "zero" (the paper) or
+            "pull-push" (a smooth fill from the known pixels, ``sairbench.models.prefill``).
     """
 
     any_size = True
 
-    def __init__(self, appearance: dict | None, decoder: dict, semantic: dict | None = None, name: str = "implicit"):
+    def __init__(self, appearance: dict | None, decoder: dict, semantic: dict | None = None, name: str = "implicit",
+                 prefill: str = "zero"):
         super().__init__()
+        if prefill not in PREFILLS:
+            raise SairbenchError(f"prefill {prefill!r}: use one of {PREFILLS}.")
         self.name = name
-        self.spec = {"name": "implicit-inpainter",
-                     "args": {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name}}
+        self.prefill = prefill
+        args = {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name}
+        if prefill != "zero":  # the paper's models keep the spec they always had
+            args["prefill"] = prefill
+        self.spec = {"name": "implicit-inpainter", "args": args}
         self.encoder = make(appearance)
         self.decoder = make(decoder)
         self.semantic = make(semantic)
 
     # -- LIIF's split -------------------------------------------------------------------
-    def gen_feat(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
-        """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) 1 = missing -> per-image state."""
+    def encoder_values(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H, W) in [-1, 1]: holes zeroed, then prefilled."""
         mask = mask.to(image.dtype)
-        inp = (image * 2 - 1) * (1 - mask)
+        return apply_prefill(self.prefill, (image * 2 - 1) * (1 - mask), mask)
+
+    def gen_feat(self, image: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None = None) -> dict[str, Any]:
+        """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) 1 = missing -> per-image state.
+
+        ``values`` (B, 3, H, W): ``encoder_values`` computed beforehand over a larger image (a tile's
+        share of a whole-image prefill); None computes them here."""
+        mask = mask.to(image.dtype)
+        inp = self.encoder_values(image, mask) if values is None else values
         state: dict[str, Any] = {"inp": inp, "mask": mask}
         if self.encoder is not None:
             state["feat"] = self.encoder(torch.cat([inp, mask], dim=1))
@@ -72,14 +89,15 @@ class ImplicitInpainter(nn.Module, Inpainter):
         feat = state["feat"]
         state["decoder_state"] = self.decoder.prepare(feat, n_terms=1 << 62)
         if self.semantic is not None:
-            self.semantic.precompute_cells(state["semantic"], tuple(feat.shape[-2:]), where=cells)
+            self.semantic.precompute_cells(state["semantic"], tuple(feat.shape[-2:]), where=cells,
+                                           project=self.decoder.extra_weight())
         return state
 
     def query_rgb(self, state: dict[str, Any], coord: torch.Tensor, cell: torch.Tensor, fast: bool = True) -> torch.Tensor:
         """coord, cell (B, Q, 2) -> RGB in [-1, 1] space (B, Q, 3)."""
         extra_fn = None
         if self.semantic is not None:
-            extra_fn = self.semantic.extra_fn(state["semantic"])
+            extra_fn = self.semantic.extra_fn(state["semantic"], cells=fast)
         if fast:
             return self.decoder.query(state["feat"], coord, cell, extra_fn=extra_fn, inp=state["inp"],
                                       state=state.get("decoder_state"))

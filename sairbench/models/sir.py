@@ -157,32 +157,66 @@ class SemanticBranch(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_sir):
             return self.sir.query_points(state["feat"], coord, cell, batch_index)
 
-    def precompute_cells(self, state: dict[str, Any], grid: tuple[int, int], where: torch.Tensor | None = None) -> None:
+    def precompute_cells(self, state: dict[str, Any], grid: tuple[int, int], where: torch.Tensor | None = None,
+                         project: torch.Tensor | None = None) -> None:
         """Store the normalised embedding at the cell centres of the (h, w) grid AIR queries on.
 
-        ``where`` (B, h, w) bool: only those cells (the ones AIR will read, e.g. the hole and its
-        neighbours); the table holds zeros elsewhere. None: every cell."""
-        if where is None:
-            state["cells"] = (F.normalize(self.dense(state, grid), dim=1).flatten(2).transpose(1, 2), grid)
-            return
+        ``where`` (B, h, w) bool: only those cells (the ones AIR will read, e.g. the hole's); the
+        table holds one row per such cell and a (B, h*w) map from cell to row. None: every cell.
+        ``project`` (hidden, C): AIR's first-layer weight on the embedding; the table then holds
+        ``project @ e / |e|`` (see ``_projected``) and ``extra_fn`` says so (``projected``)."""
         from sairbench.models.coords import make_coord
 
         B = state["emb"].shape[0]
-        flat = where.reshape(B, -1)
+        flat = torch.ones(B, grid[0] * grid[1], dtype=torch.bool, device=state["emb"].device) if where is None \
+            else where.reshape(B, -1)
         b, idx = flat.nonzero(as_tuple=True)
-        coord = make_coord(grid, device=state["emb"].device)[idx]
-        table = state["emb"].new_zeros(B, grid[0] * grid[1], self.embed_dim)
-        if len(idx):
-            table[b, idx] = F.normalize(self._query_chunked(state, coord, b), dim=-1)
-        state["cells"] = (table, grid)
+        rows = torch.zeros(B, flat.shape[1], dtype=torch.long, device=flat.device)
+        rows[b, idx] = torch.arange(len(idx), device=flat.device)
+        coord = make_coord(grid, device=flat.device)[idx]
+        width = self.embed_dim if project is None else project.shape[0]
+        table = state["emb"].new_zeros(max(1, len(idx)), width)
+        for s in range(0, len(idx), DENSE_CHUNK):
+            c, bb = coord[s:s + DENSE_CHUNK], b[s:s + DENSE_CHUNK]
+            table[s:s + DENSE_CHUNK] = F.normalize(self.query(state, c, bb), dim=-1) if project is None \
+                else self._projected(state, c, bb, project)
+        state["cells"] = (table, rows, grid, project is not None)
 
-    def extra_fn(self, state: dict[str, Any]):
-        """(coord (N, 2) of AIR's neighbour cell centres, batch_index (N,)) -> normalised embeddings (N, C)."""
-        if "cells" in state:
+    def _projected(self, state: dict[str, Any], coord: torch.Tensor, bidx: torch.Tensor,
+                   project: torch.Tensor) -> torch.Tensor:
+        """``project @ normalize(e)`` at coord (N, 2) -> (N, hidden), without forming e (N, C) when SIR
+        blends its ensemble before the last layer: with e = W h + s b (h the blended hidden state,
+        s the weight sum), project @ e = (project W) h + s project b, and |e|^2 = h'W'Wh + 2s b'Wh +
+        s^2 b'b (in fp32). Two hidden-wide products per cell instead of two embedding-wide ones."""
+        dec = self.sir.decoder if self.sir is not None else None
+        if dec is None or not dec.blend_hidden:
+            return F.normalize(self.query(state, coord, bidx), dim=-1) @ project.t()
+        H, W = state["size"]
+        cell = coord.new_tensor([2.0 / H, 2.0 / W]).expand_as(coord)
+        h, s = dec.query_points(state["feat"], coord, cell, bidx, finish=False)
+        last: nn.Linear = dec.imnet[-1]
+        Wl, bl = last.weight.float(), last.bias.float()
+        num = h @ (project.to(h.dtype) @ last.weight).t() + s * (project.to(h.dtype) @ last.bias)
+        with torch.autocast(h.device.type, enabled=False):
+            hf, sf = h.float(), s.float()
+            norm2 = ((hf @ (Wl.t() @ Wl)) * hf).sum(-1, keepdim=True) + 2 * sf * (hf @ (Wl.t() @ bl)).unsqueeze(-1) \
+                + sf.square() * (bl @ bl)
+        return num / norm2.clamp_min(0).sqrt().clamp_min(1e-12).to(num.dtype)
+
+    def extra_fn(self, state: dict[str, Any], cells: bool = True):
+        """(coord (N, 2) of AIR's neighbour cell centres, batch_index (N,)) -> normalised embeddings (N, C),
+        or AIR's first-layer term of them (N, hidden) when the cell table holds that (``fn.projected``).
+        ``cells=False``: always embeddings, computed by SIR (AIR's reference path)."""
+        if cells and "cells" in state:
             from sairbench.models.coords import coord_to_index
 
-            table, grid = state["cells"]
-            return lambda coord, batch_index: table[batch_index, coord_to_index(coord, grid)]
+            table, rows, grid, projected = state["cells"]
+
+            def from_table(coord, batch_index):
+                return table[rows[batch_index, coord_to_index(coord, grid)]]
+
+            from_table.projected = projected
+            return from_table
         return lambda coord, batch_index: F.normalize(self.query(state, coord, batch_index), dim=-1)
 
     def dense(self, state: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:

@@ -65,6 +65,17 @@ class TrainConfig:
     semantic_encoder: str = "indomain"  # `sir`: indomain (from semantic_checkpoint), clip or sam
     clip_weights: str | None = None  # `sir --semantic-encoder clip`: a local file or an open_clip tag (default $SAIRBENCH_CLIP_WEIGHTS)
     init: str | None = None  # start from this checkpoint's weights (same model), fresh optimizer and schedule
+    prefill: str = "zero"  # hole content the appearance encoder sees: zero (paper) or pull-push
+    upsample: str = "transposed"  # AppEncoder upsampling: transposed (paper) or resize-conv (no grid)
+
+    def model_options(self) -> dict[str, Any]:
+        """Preset.spec overrides of the options that differ from the paper's model (none by default)."""
+        options: dict[str, Any] = {}
+        if self.prefill != "zero":
+            options["prefill"] = self.prefill
+        if self.upsample != "transposed":
+            options["appearance_args"] = {"upsample": self.upsample}
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +113,13 @@ def make_config(model: str, **options: Any) -> TrainConfig:
     hole = options.get("hole_fraction", 0.5)
     if not 0.0 <= hole <= 1.0:
         raise SairbenchError(f"--hole-fraction {hole}: give a share between 0 and 1.")
+    from sairbench.models.encoders import UPSAMPLERS
+    from sairbench.models.prefill import PREFILLS
+
+    if options.get("prefill", "zero") not in PREFILLS:
+        raise SairbenchError(f"--prefill {options['prefill']}: use one of {', '.join(PREFILLS)}.")
+    if options.get("upsample", "transposed") not in UPSAMPLERS:
+        raise SairbenchError(f"--upsample {options['upsample']}: use one of {', '.join(UPSAMPLERS)}.")
     schedule = Schedule.preset(sched_kw.get("schedule", "tiny"), sched_kw.get("steps"), sched_kw.get("batch"),
                                lr=sched_kw.get("lr"), lr_final=sched_kw.get("lr_final"))
     options["out"] = str(options.get("out") or f"runs/{model}")

@@ -50,7 +50,17 @@ def load_init_weights(model, cfg: TrainConfig) -> None:
     if init["model"]["name"] != cfg.model or init["model"].get("size") != cfg.size:
         raise SairbenchError(f"{cfg.init}: holds '{init['model']['name']}' ({init['model'].get('size')}), not "
                              f"'{cfg.model}' ({cfg.size}); pass --init a checkpoint of the model being trained.")
-    load_weights(model, init["model"]["sd"], cfg.init)
+    if init["model"]["args"] == model.spec:
+        load_weights(model, init["model"]["sd"], cfg.init)
+        return
+    # same preset, other options (e.g. --upsample): warm start from the tensors that still fit
+    own = model.state_dict()
+    fits = {k: v for k, v in init["model"]["sd"].items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    model.load_state_dict(fits, strict=False)
+    fresh = sorted(k for k in own if k not in fits)
+    print(f"init: {cfg.init} describes other options of '{cfg.model}'; {len(fits)} of {len(own)} tensors "
+          f"taken from it, {len(fresh)} start fresh ({', '.join(fresh[:4])}{', ...' if len(fresh) > 4 else ''})",
+          file=sys.stderr, flush=True)
 
 
 def _dist_info() -> tuple[int, int]:

@@ -113,8 +113,10 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     if preset is None:
         raise SairbenchError(f"'{cfg.model}' is not a trainable preset; train semantic, sir or an implicit preset "
                              "(see `sairbench models`).")
+    if preset.appearance != "app" and cfg.upsample != "transposed":
+        raise SairbenchError(f"--upsample {cfg.upsample}: '{cfg.model}' has no AppEncoder (only it upsamples); drop --upsample.")
     if not preset.semantic:
-        model = preset.build(cfg.size)
+        model = preset.build(cfg.size, **cfg.model_options())
     else:
         sir_path = _checkpoint_or_shipped(cfg.sir_checkpoint, "sir")
         sir_ckpt = check_kind(load_checkpoint(sir_path), sir_path, ("semantic-branch",),
@@ -124,7 +126,7 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
             raise SairbenchError(f"{sir_path}: SIR was trained at size '{sir_size}' but '{cfg.model}' is asked at "
                                  f"'{cfg.size}'; train SIR with --size {cfg.size} or drop --size.")
         model = preset.build(sir_size if preset.filler == "sir" else cfg.size,
-                             encoder=sir_ckpt["model"]["args"]["args"]["encoder"])
+                             encoder=sir_ckpt["model"]["args"]["args"]["encoder"], **cfg.model_options())
         sd = sir_ckpt["model"]["sd"]
         if preset.filler == "sir":
             load_weights(model.semantic, sd, sir_path)
