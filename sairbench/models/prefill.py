@@ -21,9 +21,10 @@ def pull_push(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     known = 1 - missing.to(values.dtype)
     levels = [(values * known, known)]
     v, w = levels[0]
-    while min(v.shape[-2:]) > 1:
-        v = F.avg_pool2d(v, 2, ceil_mode=True)
-        w = F.avg_pool2d(w, 2, ceil_mode=True)
+    while max(v.shape[-2:]) > 1:  # down to one cell, so that every cell of the top level has a value
+        k = (2 if v.shape[-2] > 1 else 1, 2 if v.shape[-1] > 1 else 1)
+        v = F.avg_pool2d(v, k, k, ceil_mode=True)
+        w = F.avg_pool2d(w, k, k, ceil_mode=True)
         levels.append((v, w))
     v, w = levels[-1]
     fill = v / w.clamp_min(1e-8)

@@ -1,0 +1,97 @@
+"""Issue 14: the options of the photo models. A pull-push prefill of the hole for the appearance
+encoder, and an AppEncoder upsampling (resize-conv) that cannot print a grid on a constant region."""
+
+import pytest
+import torch
+
+from sairbench.checkpoint import build as build_model, load_checkpoint
+from sairbench.errors import SairbenchError
+from sairbench.models.encoders import AppEncoder
+from sairbench.models.implicit import ImplicitInpainter
+from sairbench.models.prefill import pull_push
+from sairbench.train import Schedule, TrainConfig, train
+
+PP_SPEC = {
+    "appearance": {"name": "app-encoder", "args": {"widths": [8, 8, 8], "n_resblocks": 1, "upsample": "resize-conv"}},
+    "decoder": {"name": "liif-decoder", "args": {"in_dim": 8, "hidden": [16, 16]}},
+    "semantic": None, "name": "liif", "prefill": "pull-push",
+}
+
+
+def _hole(n=1, size=32):
+    m = torch.zeros(n, 1, size, size)
+    m[..., 6:26, 10:30] = 1
+    return m
+
+
+def test_pull_push_keeps_known_pixels_and_fills_with_a_convex_combination():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 37, 50)
+    m = (torch.rand(2, 1, 37, 50) > 0.3).float()
+    y = pull_push(x * (1 - m), m)
+    assert torch.equal(y * (1 - m), x * (1 - m))
+    lo = x.masked_fill(m.bool(), 2).amin(dim=(2, 3), keepdim=True)
+    hi = x.masked_fill(m.bool(), -1).amax(dim=(2, 3), keepdim=True)
+    assert ((y >= lo - 1e-6) & (y <= hi + 1e-6)).all()  # averages of known colours only
+
+
+def test_pull_push_reaches_across_any_distance():
+    x = torch.zeros(1, 1, 40, 40)
+    m = torch.ones(1, 1, 40, 40)
+    x[0, 0, 0, 0], m[0, 0, 0, 0] = 0.7, 0  # a single known pixel
+    assert torch.allclose(pull_push(x, m), torch.full_like(x, 0.7))
+    left = torch.zeros(1, 1, 16, 64)
+    hole = torch.ones(1, 1, 16, 64)
+    left[..., :4], hole[..., :4] = 1.0, 0  # white on the far left, black on the far right
+    left[..., -4:], hole[..., -4:] = 0.0, 0
+    row = pull_push(left, hole)[0, 0, 8]
+    assert row[8] > row[32] > row[56]  # a smooth blend from side to side, not a constant
+
+
+def test_resize_conv_upsampling_has_no_grid_where_the_transposed_one_has():
+    torch.manual_seed(0)
+    flat = torch.full((1, 4, 96, 96), 0.3)
+    core = (slice(None), slice(None), slice(40, 56), slice(40, 56))  # beyond the reach of the zero-padded border
+    transposed = AppEncoder(widths=(8, 8, 8), n_resblocks=1)(flat)[core]
+    resized = AppEncoder(widths=(8, 8, 8), n_resblocks=1, upsample="resize-conv")(flat)[core]
+    assert transposed.std(dim=(2, 3)).max() > 1e-3  # the period-2 pattern of the paper's reading
+    assert resized.std(dim=(2, 3)).max() < 1e-6
+    with pytest.raises(ValueError, match="upsample"):
+        AppEncoder(upsample="bicubic")
+
+
+def test_a_prefill_model_records_its_options_and_tiles_like_one_pass(monkeypatch):
+    from sairbench import tiling
+
+    torch.manual_seed(0)
+    model = ImplicitInpainter(**PP_SPEC).eval()
+    assert model.spec["args"]["prefill"] == "pull-push"
+    x, m = torch.rand(1, 3, 64, 64), _hole(size=64)
+    whole = model.inpaint(x * (1 - m), m, tile=None)
+    monkeypatch.setattr(tiling, "TILE_ABOVE", 0)  # tile even this small input
+    tiled = model.inpaint(x * (1 - m), m, tile=24)
+    assert torch.allclose(tiled, whole, atol=1e-5)  # one whole-image prefill shared by the tiles
+    plain = ImplicitInpainter(**{**PP_SPEC, "prefill": "zero"}).eval()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain.inpaint(x * (1 - m), m) * m, whole * m)  # the prefill reaches the encoder
+    with pytest.raises(SairbenchError, match="prefill"):
+        ImplicitInpainter(**{**PP_SPEC, "prefill": "mean"})
+
+
+def test_training_with_photo_options_warm_starts_from_the_paper_model(tmp_path, capsys):
+    def cfg(out, **kw):
+        return TrainConfig(model="liif", image_size=32, schedule=Schedule.preset("tiny", 2, 2), queries=32,
+                           save_every=100, out=str(tmp_path / out), threads=1, **kw)
+
+    first = train(cfg("paper"), progress=False)
+    photo = train(cfg("photo", init=str(first), prefill="pull-push", upsample="resize-conv"), progress=False)
+    assert "start fresh" in capsys.readouterr().err
+    ckpt = load_checkpoint(photo)
+    args = ckpt["model"]["args"]["args"]
+    assert args["prefill"] == "pull-push" and args["appearance"]["args"]["upsample"] == "resize-conv"
+    model = build_model(ckpt)  # rebuilds from the checkpoint alone
+    assert model.prefill == "pull-push"
+    assert "prefill" not in load_checkpoint(first)["model"]["args"]["args"]  # the paper's spec is unchanged
+    with pytest.raises(SairbenchError, match="--upsample"):
+        train(TrainConfig(model="edsr-wo", image_size=32, schedule=Schedule.preset("tiny", 1, 2), queries=32,
+                          out=str(tmp_path / "e"), threads=1, upsample="resize-conv"), progress=False)
