@@ -66,14 +66,22 @@ def test_a_prefill_model_records_its_options_and_tiles_like_one_pass(monkeypatch
     torch.manual_seed(0)
     model = ImplicitInpainter(**PP_SPEC).eval()
     assert model.spec["args"]["prefill"] == "pull-push"
-    x, m = torch.rand(1, 3, 64, 64), _hole(size=64)
-    whole = model.inpaint(x * (1 - m), m, tile=None)
+    x, m = torch.rand(1, 3, 192, 192), torch.zeros(1, 1, 192, 192)
+    m[..., 20:172, 30:170] = 1  # a hole wider than a tile and its margin (40 px here)
+    masked = x * (1 - m)
+    whole = model.inpaint(masked, m, tile=None)
     monkeypatch.setattr(tiling, "TILE_ABOVE", 0)  # tile even this small input
-    tiled = model.inpaint(x * (1 - m), m, tile=24)
-    assert torch.allclose(tiled, whole, atol=1e-5)  # one whole-image prefill shared by the tiles
+    seen = []
+    real = model.gen_feat
+    monkeypatch.setattr(model, "gen_feat", lambda im, ma, values=None: seen.append((im, ma, values)) or real(im, ma, values))
+    tiled = model.inpaint(masked, m, tile=32)
+    assert torch.allclose(tiled, whole, atol=1e-5)
+    assert len(seen) > 1 and all(v is not None for _, _, v in seen)
+    # each tile sees its share of the whole image's prefill, which its own prefill would not give
+    assert any(not torch.allclose(v, model.encoder_values(im, ma), atol=1e-3) for im, ma, v in seen)
     plain = ImplicitInpainter(**{**PP_SPEC, "prefill": "zero"}).eval()
     plain.load_state_dict(model.state_dict())
-    assert not torch.allclose(plain.inpaint(x * (1 - m), m) * m, whole * m)  # the prefill reaches the encoder
+    assert not torch.equal(plain.inpaint(masked, m) * m, whole * m)  # the prefill reaches the encoder
     with pytest.raises(SairbenchError, match="prefill"):
         ImplicitInpainter(**{**PP_SPEC, "prefill": "mean"})
 
