@@ -99,6 +99,9 @@ def main() -> None:
         hole_cells = mask[:, 0] > 0.5
         res["sair_sir_hole_cells_s"] = timed(lambda: sair.semantic.precompute_cells(dict(state), grid, where=hole_cells),
                                              args.repeats)
+        project = sair.decoder.extra_weight()  # what `inpaint` stores: AIR's first-layer term of each embedding
+        res["sair_sir_hole_cells_projected_s"] = timed(
+            lambda: sair.semantic.precompute_cells(dict(state), grid, where=hole_cells, project=project), args.repeats)
         with tempfile.TemporaryDirectory() as cache:
             os.environ["SAIRBENCH_CACHE_DIR"] = cache
             os.environ["SAIRBENCH_FEATURE_CACHE"] = "1"
