@@ -8,7 +8,7 @@ from sairbench.checkpoint import build as build_model, load_checkpoint
 from sairbench.errors import SairbenchError
 from sairbench.models.encoders import AppEncoder
 from sairbench.models.implicit import ImplicitInpainter
-from sairbench.models.prefill import pull_push
+from sairbench.models.prefill import pull_push, smooth_fill
 from sairbench.train import Schedule, TrainConfig, train
 
 PP_SPEC = {
@@ -46,6 +46,30 @@ def test_pull_push_reaches_across_any_distance():
     left[..., -4:], hole[..., -4:] = 0.0, 0
     row = pull_push(left, hole)[0, 0, 8]
     assert row[8] > row[32] > row[56]  # a smooth blend from side to side, not a constant
+
+
+def test_smooth_fill_is_biharmonic_it_continues_a_linear_ramp_exactly():
+    yy, xx = torch.meshgrid(torch.arange(24.0), torch.arange(30.0), indexing="ij")
+    ramp = torch.stack([0.02 * yy + 0.01 * xx, 0.5 - 0.015 * xx, 0.3 + 0 * xx])[None]
+    m = torch.zeros(1, 1, 24, 30)
+    m[..., 3:20, 4:12] = 1  # two pixels or more from the border: L^2 of a ramp is 0 there
+    m[..., 6:9, 12:26] = 1
+    filled = smooth_fill(ramp * (1 - m), m)
+    assert torch.allclose(filled, ramp, atol=1e-5)
+    assert not torch.allclose(pull_push(ramp * (1 - m), m), ramp, atol=1e-3)  # a pyramid fill does not
+
+
+def test_an_untrained_residual_model_returns_its_prefill_and_both_paths_agree():
+    torch.manual_seed(0)
+    spec = {**PP_SPEC, "prefill": "smooth",
+            "decoder": {"name": "liif-decoder", "args": {"in_dim": 8, "hidden": [16, 16], "input_residual": True}}}
+    model = ImplicitInpainter(**spec).eval()
+    x, m = torch.rand(2, 3, 32, 32), _hole(2)
+    out = model.inpaint(x * (1 - m), m, region="hole")
+    expected = (smooth_fill(x * 2 - 1, m) * 0.5 + 0.5).clamp(0, 1)
+    assert torch.allclose(out * m, expected * m, atol=1e-5)
+    torch.nn.init.normal_(model.decoder.imnet[-1].weight, std=0.1)  # as after training
+    assert torch.allclose(model.inpaint(x * (1 - m), m), model.inpaint(x * (1 - m), m, fast=False), atol=1e-5)
 
 
 def test_resize_conv_upsampling_has_no_grid_where_the_transposed_one_has():
@@ -100,6 +124,9 @@ def test_training_with_photo_options_warm_starts_from_the_paper_model(tmp_path, 
     model = build_model(ckpt)  # rebuilds from the checkpoint alone
     assert model.prefill == "pull-push"
     assert "prefill" not in load_checkpoint(first)["model"]["args"]["args"]  # the paper's spec is unchanged
+    with pytest.raises(SairbenchError, match="--input-residual"):
+        train(TrainConfig(model="lte", image_size=32, schedule=Schedule.preset("tiny", 1, 2), queries=32,
+                          out=str(tmp_path / "l"), threads=1, input_residual=True), progress=False)
     with pytest.raises(SairbenchError, match="--upsample"):
         train(TrainConfig(model="edsr-wo", image_size=32, schedule=Schedule.preset("tiny", 1, 2), queries=32,
                           out=str(tmp_path / "e"), threads=1, upsample="resize-conv"), progress=False)

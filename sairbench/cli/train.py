@@ -26,7 +26,9 @@ def train(
     lr_final: Optional[float] = typer.Option(None, help="tiny schedule: final learning rate (default 1e-4)"),
     init: Optional[str] = typer.Option(None, help="start from this checkpoint's weights (same model), fresh optimizer"),
     image_size: int = typer.Option(64, help="training image size"),
-    prefill: str = typer.Option("zero", help="hole content the appearance encoder sees: zero (the paper) or pull-push"),
+    prefill: str = typer.Option("zero", help="hole content the appearance encoder sees: zero (the paper), pull-push or "
+                                "smooth (biharmonic)"),
+    input_residual: bool = typer.Option(False, help="LIIF decoders: predict a correction to the (prefilled) input"),
     upsample: str = typer.Option("transposed", help="AppEncoder upsampling: transposed (the paper) or resize-conv (no grid "
                                  "pattern in large holes)"),
     seed: int = typer.Option(0),
@@ -61,7 +63,8 @@ def train(
                       hole_fraction=hole_fraction, init=init, seed=seed, save_every=save_every, keep_every=keep_every,
                       out=out, device=device, threads=threads, workers=workers, fast=fast,
                       semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
-                      semantic_encoder=semantic_encoder, clip_weights=clip_weights, prefill=prefill, upsample=upsample)
+                      semantic_encoder=semantic_encoder, clip_weights=clip_weights, prefill=prefill, upsample=upsample,
+                      input_residual=input_residual)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
     if export is not None:

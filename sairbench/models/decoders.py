@@ -191,6 +191,14 @@ class LocalEnsembleDecoder(nn.Module):
         raise NotImplementedError
 
 
+def sample_input(inp: torch.Tensor | None, coord: torch.Tensor) -> torch.Tensor | float:
+    """Bilinear sample (border clamp) of the decoder's input image inp (B, 3, H, W) at coord (B, Q, 2) -> (B, Q, 3)."""
+    if inp is None:
+        return 0.0
+    grid = coord.flip(-1).unsqueeze(1)
+    return F.grid_sample(inp, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+
+
 def _nearest_index(c: torch.Tensor, n: int) -> torch.Tensor:
     """Cell index that ``grid_sample(mode='nearest', align_corners=False)`` picks for coordinate ``c``."""
     return ((c + 1) * n / 2).floor().clamp_(0, n - 1).long()
@@ -241,17 +249,25 @@ class LIIFDecoder(LocalEnsembleDecoder):
         in_dim: C, channels of the appearance feature (0 for a model with no appearance feature).
         extra_dim: D, channels of the per-neighbour extra vector (SIR embedding), 0 for none.
         hidden: MLP hidden widths (the paper: 4 layers of 256).
+        input_residual: add the bilinear sample of the input image (as LTE does), so the MLP predicts
+            a correction to it; with a prefilled hole (``ImplicitInpainter(prefill=...)``), a
+            correction to the prefill. The last layer then starts at zero: an untrained model
+            returns its input.
     """
 
     def __init__(self, in_dim: int, extra_dim: int = 0, hidden: Sequence[int] = (256, 256, 256, 256),
                  out_dim: int = 3, feat_unfold: bool = True, cell_decode: bool = True,
-                 local_ensemble: bool = True, skip_tol: float = 1e-6):
+                 local_ensemble: bool = True, skip_tol: float = 1e-6, input_residual: bool = False):
         super().__init__(local_ensemble, skip_tol)
+        self.input_residual = input_residual
         self.in_dim, self.extra_dim, self.out_dim = in_dim, extra_dim, out_dim
         self.feat_unfold, self.cell_decode = feat_unfold, cell_decode
         self.feat_dim = in_dim * 9 if feat_unfold else in_dim
         mlp_in = self.feat_dim + extra_dim + 2 + (2 if cell_decode else 0)
         self.imnet = mlp(mlp_in, hidden, out_dim)
+        if input_residual:
+            nn.init.zeros_(self.imnet[-1].weight)
+            nn.init.zeros_(self.imnet[-1].bias)
 
     # first-layer weight split: [feature | extra | rel_coord | rel_cell]
     def _w1(self):
@@ -309,6 +325,9 @@ class LIIFDecoder(LocalEnsembleDecoder):
     def extra_weight(self):
         return self._w1()[1] if self.extra_dim else None
 
+    def residual(self, inp, coord):
+        return sample_input(inp, coord) if self.input_residual else 0.0
+
     def predict(self, state, b, idx, rel, rel_cell, extra, projected=False):
         _, We, Wr, Wc, bias = self._w1()
         h1 = rel @ Wr.t() + bias
@@ -340,7 +359,7 @@ class LIIFDecoder(LocalEnsembleDecoder):
             inp_ = torch.cat(parts, dim=-1)
             preds.append(self.imnet(inp_.view(B * Q, -1)).view(B, Q, -1))
             rels.append(rel)
-        return _plain_ensemble(preds, rels, self.local_ensemble)
+        return _plain_ensemble(preds, rels, self.local_ensemble) + self.residual(inp, coord)
 
 
 @register("lte-decoder")
@@ -383,11 +402,7 @@ class LTEDecoder(LocalEnsembleDecoder):
         return self.imnet(x)
 
     def residual(self, inp, coord):
-        if inp is None:
-            return 0.0
-        grid = coord.flip(-1).unsqueeze(1)
-        return F.grid_sample(inp, grid, mode="bilinear", padding_mode="border",
-                             align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+        return sample_input(inp, coord)
 
     def query_plain(self, feat, coord, cell, extra_fn=None, inp=None):
         """LTE's reference formulation. feat (B, C, h, w), coord/cell (B, Q, 2) -> (B, Q, out_dim)."""

@@ -9,10 +9,12 @@ still sees the colours around a large hole. It is fixed (no weights) and determi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
-PREFILLS = ("zero", "pull-push")
+PREFILLS = ("zero", "pull-push", "smooth")
 
 
 def pull_push(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
@@ -35,10 +37,58 @@ def pull_push(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     return fill
 
 
+@lru_cache(maxsize=8)
+def _squared_laplacian(h: int, w: int):
+    """L^2 (scipy CSR, (h*w, h*w)) of the h x w pixel grid's graph Laplacian (4-neighbours, symmetric)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    def path(n: int):
+        d = np.full(n, 2.0)
+        d[0] = d[-1] = 1.0
+        if n == 1:
+            d[:] = 0.0
+        return sp.diags([d, -np.ones(n - 1), -np.ones(n - 1)], [0, 1, -1])
+
+    lap = (sp.kron(path(h), sp.eye(w)) + sp.kron(sp.eye(h), path(w))).tocsr()
+    return (lap @ lap).tocsr()
+
+
+def smooth_fill(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+    """Biharmonic fill: values (B, C, H, W), missing (B, 1, H, W) -> (B, C, H, W), known pixels unchanged.
+
+    Solves L^2 u = 0 on the missing pixels with the known ones fixed (L the grid's graph Laplacian,
+    so the system on the missing pixels is symmetric positive definite when each hole touches a
+    known pixel), one sparse LU per image for all channels (scipy, on the CPU: ~10 ms at 64x64,
+    ~0.1 s at 256x256 with 40 % missing). The same problem as scikit-image's
+    ``inpaint_biharmonic`` up to its boundary handling. An image with no known pixel gets 0."""
+    import numpy as np
+    import scipy.sparse.linalg as spl
+
+    B, C, H, W = values.shape
+    L2 = _squared_laplacian(H, W)
+    out = values.detach().to("cpu", torch.float64).numpy().reshape(B, C, H * W).copy()
+    holes = (missing.detach().to("cpu") > 0.5).numpy().reshape(B, H * W)
+    for b in range(B):
+        free = np.flatnonzero(holes[b])
+        known = np.flatnonzero(~holes[b])
+        if len(free) == 0:
+            continue
+        if len(known) == 0:
+            out[b] = 0.0
+            continue
+        rows = L2[free]
+        rhs = -(rows[:, known] @ out[b][:, known].T)
+        out[b][:, free] = spl.splu(rows[:, free].tocsc()).solve(rhs).T
+    return torch.from_numpy(out.reshape(B, C, H, W)).to(values.device, values.dtype)
+
+
 def apply_prefill(kind: str, values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     """values (B, C, H, W) with holes already zeroed, missing (B, 1, H, W) -> the encoder's input values."""
     if kind == "zero":
         return values
     if kind == "pull-push":
         return pull_push(values, missing)
+    if kind == "smooth":
+        return smooth_fill(values, missing)
     raise ValueError(f"prefill {kind!r}: use one of {PREFILLS}")

@@ -67,6 +67,7 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint's weights (same model), fresh optimizer and schedule
     prefill: str = "zero"  # hole content the appearance encoder sees: zero (paper) or pull-push
     upsample: str = "transposed"  # AppEncoder upsampling: transposed (paper) or resize-conv (no grid)
+    input_residual: bool = False  # LIIF decoder: predict a correction to the (prefilled) input image
 
     def model_options(self) -> dict[str, Any]:
         """Preset.spec overrides of the options that differ from the paper's model (none by default)."""
@@ -75,6 +76,8 @@ class TrainConfig:
             options["prefill"] = self.prefill
         if self.upsample != "transposed":
             options["appearance_args"] = {"upsample": self.upsample}
+        if self.input_residual:
+            options["decoder_args"] = {"input_residual": True}
         return options
 
     def to_dict(self) -> dict[str, Any]:

@@ -115,6 +115,9 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
                              "(see `sairbench models`).")
     if preset.appearance != "app" and cfg.upsample != "transposed":
         raise SairbenchError(f"--upsample {cfg.upsample}: '{cfg.model}' has no AppEncoder (only it upsamples); drop --upsample.")
+    if cfg.input_residual and preset.decoder != "liif":
+        raise SairbenchError(f"--input-residual: '{cfg.model}' has an {preset.decoder.upper()} decoder, which adds its "
+                             "input already; drop --input-residual.")
     if not preset.semantic:
         model = preset.build(cfg.size, **cfg.model_options())
     else:
