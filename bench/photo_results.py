@@ -16,6 +16,9 @@ import pandas as pd
 from sairbench.io import atomic_write_text
 from sairbench.report import paired_table, render_paired_markdown
 
+PHOTO_MODELS = ("liif@photos", "edsr-wo@photos", "lte@photos")
+MARKER = "<!-- written by hand below this line; bench/photo_results.py keeps it -->"
+
 
 def main(run: str) -> None:
     run = Path(run)
@@ -32,17 +35,21 @@ def main(run: str) -> None:
         cells.append(f"{g[g.bucket == '20-40%']['ssim'].mean():.4f}")
         rows.append(f"| {model} | " + " | ".join(cells) + " |")
     # paired differences of PSNR inside the hole equal those of whole-image PSNR (same mask per pair)
-    paired = [render_paired_markdown(paired_table(per_image, "psnr", pairs=[("liif@photos", b)]),
-                                     f"PSNR (inside the hole and whole image alike), liif@photos - {b}")
-              for b in ("telea", "navier-stokes", "biharmonic", "liif")]
+    models = set(per_image.model)
+    pairs = [(a, b) for a in PHOTO_MODELS if a in models
+             for b in ("telea", "navier-stokes", "biharmonic", "liif@photos16k", "liif") if b in models and b != a]
+    paired = [render_paired_markdown(paired_table(per_image, "psnr", pairs=[pair]),
+                                     f"PSNR (inside the hole and whole image alike), {pair[0]} - {pair[1]}")
+              for pair in pairs]
     info = meta["model_info"].get("liif@photos") or {}
-    text = f"""# Results on real photographs (issue 14)
+    generated = f"""# Results on real photographs (issue 14)
 
 Protocol `photos` ({meta['dataset'].get('images')} test images at {meta['dataset']['size']}x{meta['dataset']['size']}:
 {len(set(per_image.image)) // 4 if len(set(per_image.image)) >= 4 else '?'} test photographs, each whole and as 3 fixed half-scale crops;
 one seeded mask per bucket per image), CPU. `liif@photos` is the shipped photo LIIF
-(step {info.get('checkpoint_step')}, trained on {info.get('train', {}).get('dataset')} crops; docs/checkpoints.md);
-`liif` is the built-in faces model. Mean ± 95 % t-interval half width; paired differences with a
+(step {info.get('checkpoint_step')}, trained on {info.get('train', {}).get('dataset')} crops; docs/checkpoints.md),
+`edsr-wo@photos` the photo EDSR-wo, `liif@photos16k` the first photo LIIF (the paper's model, no prefill),
+`liif` the built-in faces model. Mean ± 95 % t-interval half width; paired differences with a
 bootstrap 95 % interval and a Wilcoxon p-value over the same images and masks.
 
     SAIRBENCH_PHOTOS_DIR=runs/photos/corpus sairbench run --protocol photos --name photos
@@ -51,8 +58,10 @@ bootstrap 95 % interval and a Wilcoxon p-value over the same images and masks.
 {chr(10).join(rows)}
 
 """ + "\n\n".join(paired) + "\n"
-    atomic_write_text("docs/results-photos.md", text)
-    print(text)
+    doc = Path("docs/results-photos.md")
+    kept = doc.read_text().split(MARKER, 1)[1] if doc.is_file() and MARKER in doc.read_text() else "\n"
+    atomic_write_text(doc, generated + "\n" + MARKER + kept)
+    print(generated)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def depends(name: str) -> list[str]:
 def recipe_command(name: str) -> str:
     """The recipe of ``name`` as a `sairbench train` command line."""
     base = name.split("@")[0]
-    args = [f"--{k.replace('_', '-')} {v}" for k, v in (recipe_of(name) or {}).items()]
+    args = [(f"--{k.replace('_', '-')}" if v else f"--no-{k.replace('_', '-')}") if isinstance(v, bool)
+            else f"--{k.replace('_', '-')} {v}" for k, v in (recipe_of(name) or {}).items()]
     return " ".join(["sairbench train", base, *args])
 
 

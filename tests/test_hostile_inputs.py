@@ -429,7 +429,7 @@ def test_tiles_give_the_untiled_output(preset, monkeypatch):
         monkeypatch.setattr(tiling, "TILE_ABOVE", 0)
         seen = []
         real = model.gen_feat
-        monkeypatch.setattr(model, "gen_feat", lambda im, mk: seen.append(im.shape[-2:]) or real(im, mk))
+        monkeypatch.setattr(model, "gen_feat", lambda im, mk, values=None: seen.append(im.shape[-2:]) or real(im, mk, values))
         got = model.inpaint(x, m, size=size, tile=16)
         monkeypatch.undo()
         assert len(seen) == 30 and max(max(s) for s in seen) <= 16 + 2 * tiling.model_margin(model)
