@@ -43,10 +43,21 @@ def test_no_model_means_the_photo_model(photo, tmp_path, capsys):
     assert (tmp_path / "o.png").is_file()
 
 
-def test_models_shows_the_training_domain(capsys):
+def test_models_shows_the_training_domain(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
     invoke(["models"])
     out = capsys.readouterr().out
-    assert "trained" in out and "synthetic-" in out  # the column wraps at 80 characters
+    assert "trained" in out and "synthetic-faces 64x64" in out
+    photo_rows = [line for line in out.splitlines() if "@photos" in line]
+    assert photo_rows and all("photos 64x64" in line for line in photo_rows)  # the shipped photo models
+
+
+def test_photo_variants_are_described():
+    from sairbench.cli.models import variant_text
+
+    text = variant_text({"prefill": "smooth", "input_residual": True, "upsample": "resize-conv"})
+    assert text == "sees a biharmonic fill of the hole and predicts a correction to it, resize-conv upsampling"
+    assert variant_text({}) == "the paper's model"
 
 
 def test_checkpoints_record_how_images_were_sampled(tmp_path):

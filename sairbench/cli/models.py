@@ -26,7 +26,24 @@ def models() -> None:
         ok, why = spec.available()
         trained = domain_text(shipped_domain(spec.name)) if spec.preset is not None else "-"
         table.add_row(spec.name, spec.kind, trained, spec.needs, "yes" if ok else f"no: {why}", spec.description)
+        for tag, recipe in (spec.preset.recipes.items() if spec.preset is not None else ()):
+            name = f"{spec.name}@{tag}"
+            domain = shipped_domain(name) if recipe.get("dataset") not in (None, "synthetic-faces") else None
+            if domain:  # shipped checkpoints for another domain (the photo models)
+                table.add_row(name, spec.kind, domain_text(domain), "shipped checkpoint", "yes",
+                              f"{spec.description}; {variant_text(recipe)}")
     console.print(table)
+
+
+def variant_text(recipe: dict) -> str:
+    """How a recipe's model departs from the paper's (prefill, input residual, upsampling)."""
+    parts = []
+    if recipe.get("prefill", "zero") != "zero":
+        what = {"smooth": "biharmonic", "pull-push": "pull-push"}.get(recipe["prefill"], recipe["prefill"])
+        parts.append(f"sees a {what} fill of the hole" + (" and predicts a correction to it" if recipe.get("input_residual") else ""))
+    if recipe.get("upsample", "transposed") != "transposed":
+        parts.append(f"{recipe['upsample']} upsampling")
+    return ", ".join(parts) or "the paper's model"
 
 
 def check_out_png(out: Path) -> None:
