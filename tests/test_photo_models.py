@@ -116,9 +116,14 @@ def test_training_with_photo_options_warm_starts_from_the_paper_model(tmp_path, 
                            save_every=100, out=str(tmp_path / out), threads=1, **kw)
 
     first = train(cfg("paper"), progress=False)
-    photo = train(cfg("photo", init=str(first), prefill="pull-push", upsample="resize-conv"), progress=False)
+    photo = train(cfg("photo", init=str(first), prefill="pull-push", upsample="resize-conv", loss="l2"), progress=False)
     assert "start fresh" in capsys.readouterr().err
     ckpt = load_checkpoint(photo)
+    assert ckpt["train"]["loss"] == "l2"
+    from sairbench.train import make_config
+
+    with pytest.raises(SairbenchError, match="--loss"):
+        make_config("liif", loss="huber")
     args = ckpt["model"]["args"]["args"]
     assert args["prefill"] == "pull-push" and args["appearance"]["args"]["upsample"] == "resize-conv"
     model = build_model(ckpt)  # rebuilds from the checkpoint alone

@@ -68,6 +68,7 @@ class TrainConfig:
     prefill: str = "zero"  # hole content the appearance encoder sees: zero (paper) or pull-push
     upsample: str = "transposed"  # AppEncoder upsampling: transposed (paper) or resize-conv (no grid)
     input_residual: bool = False  # LIIF decoder: predict a correction to the (prefilled) input image
+    loss: str = "l1"  # colour loss: l1 (the paper) or l2 (mean squared error, what PSNR measures)
 
     def model_options(self) -> dict[str, Any]:
         """Preset.spec overrides of the options that differ from the paper's model (none by default)."""
@@ -85,6 +86,7 @@ class TrainConfig:
 
 
 SCHEDULE_OPTIONS = ("schedule", "steps", "batch", "lr", "lr_final")
+COLOUR_LOSSES = ("l1", "l2")
 
 
 def make_config(model: str, **options: Any) -> TrainConfig:
@@ -121,6 +123,8 @@ def make_config(model: str, **options: Any) -> TrainConfig:
 
     if options.get("prefill", "zero") not in PREFILLS:
         raise SairbenchError(f"--prefill {options['prefill']}: use one of {', '.join(PREFILLS)}.")
+    if options.get("loss", "l1") not in COLOUR_LOSSES:
+        raise SairbenchError(f"--loss {options['loss']}: use one of {', '.join(COLOUR_LOSSES)}.")
     if options.get("upsample", "transposed") not in UPSAMPLERS:
         raise SairbenchError(f"--upsample {options['upsample']}: use one of {', '.join(UPSAMPLERS)}.")
     schedule = Schedule.preset(sched_kw.get("schedule", "tiny"), sched_kw.get("steps"), sched_kw.get("batch"),

@@ -137,9 +137,11 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
             model.semantic.encoder.load_state_dict({k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")})
         model.semantic.set_sir_trainable(cfg.joint)
 
+    colour_loss = F.mse_loss if cfg.loss == "l2" else F.l1_loss
+
     def loss(m, batch):
         image, mask, coord, cell, target = batch[:5]
-        return F.l1_loss(m(image, mask, coord, cell, fast=cfg.fast), target)
+        return colour_loss(m(image, mask, coord, cell, fast=cfg.fast), target)
 
     return model, loss
 
