@@ -17,7 +17,7 @@ HOLE = {"hole_fraction": 1.0, "lr": 3e-4, "lr_final": 1e-5}  # fine-tuning in th
 HOLE2 = {"hole_fraction": 1.0, "lr": 2e-4, "lr_final": 1e-5}
 SIR_ = {"sir_checkpoint": "{sir}"}
 PHOTO = {"dataset": "photos", "image_size": 64, "hole_fraction": 0.75, "lr_final": 1e-5}
-PHOTO_MODEL = {"prefill": "smooth", "input_residual": True}
+PHOTO_MODEL = {"prefill": "smooth"}  # --input-residual collapsed to the prefill (docs/results-photos.md)
 SAM_CHAIN = ("`sairbench train sir --semantic-encoder sam` (with $SAIRBENCH_SAM_CHECKPOINT set), then "
              "`sairbench train sam-encoder --sir-checkpoint runs/sir/last.pt`")
 
@@ -30,16 +30,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         "ft6000": {"steps": 6000, **T1, **HOLE2, "init": "{liif@ft2000}"},
         "": {"steps": 8000, **T1, **HOLE2, "init": "{liif@ft6000}"},
         # real photographs (issue 14): random multi-scale crops of the photo train split (bundled + the
-        # Debian corpus of `sairbench photos fetch`, via $SAIRBENCH_PHOTOS_DIR). `photos`: a correction
-        # to the biharmonic fill of the hole, resize-conv upsampling (no grid), trained from scratch;
-        # `photos16k`: the paper's model warm-started from the faces model (the first photo LIIF).
-        "photos": {"steps": 14000, **T1, **PHOTO, "lr": 1e-3, **PHOTO_MODEL, "upsample": "resize-conv"},
+        # Debian corpus of `sairbench photos fetch`, via $SAIRBENCH_PHOTOS_DIR). `photos16k`: the paper's
+        # model warm-started from the faces model (the first photo LIIF); `photos`: from it, with the
+        # biharmonic fill of the hole as the encoder's input and resize-conv upsampling (no grid).
+        "photos": {"steps": 12000, **T1, **PHOTO, "lr": 3e-4, **PHOTO_MODEL, "upsample": "resize-conv",
+                   "init": "{liif@photos16k}"},
         "photos16k": {"steps": 16000, **T1, **PHOTO, "lr": 3e-4, "init": "{liif}"}}),
     Preset("lte", "app", "lte", None, "LTE decoder on the AppEncoder, no semantics", recipes={
         "gpu1500": {"steps": 1500, **T1}, "": {"steps": 1200, **T1, **HOLE, "init": "{lte@gpu1500}"}}),
     Preset("edsr-wo", "edsr", "liif", None, "LIIF decoder on the EDSR-baseline encoder, no semantics (Tab. 4)",
            recipes={"gpu1500": {"steps": 1500, **T1}, "": {"steps": 2500, **T1, **HOLE, "init": "{edsr-wo@gpu1500}"},
-                    "photos": {"steps": 8000, **T1, **PHOTO, "lr": 1e-3, **PHOTO_MODEL}}),
+                    "photos": {"steps": 8000, **T1, **PHOTO, "lr": 3e-4, **PHOTO_MODEL, "init": "{edsr-wo}"}}),
     Preset("sair", "app", "liif", "sir", "SAIR: AIR (LIIF on AppEncoder + SIR embedding) over SIR", recipes={
         "gpu1500": {"steps": 1500, **T1, **SIR_}, "gpu4000": {"steps": 4000, **T1, **SIR_},
         "ft2000": {"steps": 2000, **T1, **HOLE, "init": "{sair@gpu4000}", **SIR_},
