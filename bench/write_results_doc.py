@@ -58,6 +58,9 @@ def main() -> None:
     cmp = Path("docs/results-sair-vs-liif.md").read_text().split("\n", 2)[2]
     text = f"""# Results on the built-in data (shipped tiny checkpoints)
 
+Real photographs (the photo checkpoints `liif@photos`, `edsr-wo@photos` against Telea, Navier-Stokes and
+biharmonic, paired tests): docs/results-photos.md.
+
 All on `synthetic-faces` test (100 images x one mask per bucket, 64x64, seed 0), CPU, LPIPS NaN
 (no VGG16 weights here). Semantic models use the in-domain encoder (`semantic-tiny-synthetic-faces`)
 and SIR (`sir-tiny-synthetic-faces`), not CLIP. Mean ± 95 % t-interval half width.
