@@ -135,3 +135,16 @@ def test_training_with_photo_options_warm_starts_from_the_paper_model(tmp_path, 
     with pytest.raises(SairbenchError, match="--upsample"):
         train(TrainConfig(model="edsr-wo", image_size=32, schedule=Schedule.preset("tiny", 1, 2), queries=32,
                           out=str(tmp_path / "e"), threads=1, upsample="resize-conv"), progress=False)
+
+
+def test_shipping_a_photo_model_names_its_dataset(tmp_path, monkeypatch):
+    from sairbench import checkpoint, shipped
+
+    run = train(TrainConfig(model="liif", dataset="photos", image_size=32, schedule=Schedule.preset("tiny", 1, 2),
+                            queries=16, out=str(tmp_path / "run"), threads=1), progress=False)
+    monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(shipped, "write_checkpoints_doc", lambda: None)
+    (tmp_path / "shipped").mkdir()
+    target = shipped.ship(run.parent, "liif@photos")
+    assert target.name == "liif-photos-tiny-photos.safetensors"
+    assert checkpoint.shipped_path("liif@photos") == target
