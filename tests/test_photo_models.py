@@ -148,3 +148,18 @@ def test_shipping_a_photo_model_names_its_dataset(tmp_path, monkeypatch):
     target = shipped.ship(run.parent, "liif@photos")
     assert target.name == "liif-photos-tiny-photos.safetensors"
     assert checkpoint.shipped_path("liif@photos") == target
+
+
+def test_a_warm_start_into_a_residual_decoder_keeps_its_zero_last_layer(tmp_path):
+    def cfg(out, **kw):
+        c = TrainConfig(model="liif", image_size=32, schedule=Schedule.preset("tiny", 1, 2), queries=16,
+                        save_every=100, out=str(tmp_path / out), threads=1, **kw)
+        c.schedule.lr = c.schedule.lr_final = 1e-12  # steps that cannot move the weights
+        return c
+
+    first = train(cfg("colour"), progress=False)
+    warm = train(cfg("residual", init=str(first), input_residual=True, prefill="smooth"), progress=False)
+    a, b = load_checkpoint(first)["model"]["sd"], load_checkpoint(warm)["model"]["sd"]
+    last = [k for k in b if k.startswith("decoder.imnet.")][-2:]
+    assert all(b[k].abs().max() < 1e-9 for k in last)  # starts as the prefill, not as a colour predictor
+    assert all(torch.allclose(a[k], b[k], atol=1e-9) for k in b if k not in last)

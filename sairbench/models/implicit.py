@@ -56,6 +56,15 @@ class ImplicitInpainter(nn.Module, Inpainter):
         self.decoder = make(decoder)
         self.semantic = make(semantic)
 
+    def fresh_when_warm_started(self, spec: dict) -> list[str]:
+        """Weights a warm start from the model ``spec`` describes must not copy: a decoder that now
+        predicts a correction to its input (``input_residual``) keeps its zero last layer."""
+        other = ((spec.get("args") or {}).get("decoder") or {}).get("args") or {}
+        if getattr(self.decoder, "input_residual", False) and not other.get("input_residual", False):
+            n = len(self.decoder.imnet) - 1
+            return [f"decoder.imnet.{n}.weight", f"decoder.imnet.{n}.bias"]
+        return []
+
     # -- LIIF's split -------------------------------------------------------------------
     def encoder_values(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H, W) in [-1, 1]: holes zeroed, then prefilled."""

@@ -55,7 +55,9 @@ def load_init_weights(model, cfg: TrainConfig) -> None:
         return
     # same preset, other options (e.g. --upsample): warm start from the tensors that still fit
     own = model.state_dict()
-    fits = {k: v for k, v in init["model"]["sd"].items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    keep_own = set(getattr(model, "fresh_when_warm_started", lambda spec: ())(init["model"]["args"]))
+    fits = {k: v for k, v in init["model"]["sd"].items()
+            if k in own and tuple(own[k].shape) == tuple(v.shape) and k not in keep_own}
     model.load_state_dict(fits, strict=False)
     fresh = sorted(k for k in own if k not in fits)
     print(f"init: {cfg.init} describes other options of '{cfg.model}'; {len(fits)} of {len(own)} tensors "
