@@ -163,3 +163,17 @@ def test_a_warm_start_into_a_residual_decoder_keeps_its_zero_last_layer(tmp_path
     last = [k for k in b if k.startswith("decoder.imnet.")][-2:]
     assert all(b[k].abs().max() < 1e-9 for k in last)  # starts as the prefill, not as a colour predictor
     assert all(torch.allclose(a[k], b[k], atol=1e-9) for k in b if k not in last)
+
+
+def test_stop_at_ends_early_on_the_full_schedule(tmp_path):
+    cfg = TrainConfig(model="liif", image_size=32, schedule=Schedule.preset("tiny", 6, 2), queries=16,
+                      save_every=100, out=str(tmp_path / "s"), threads=1, stop_at=3)
+    ckpt = load_checkpoint(train(cfg, progress=False))
+    assert ckpt["step"] == 3 and ckpt["train"]["stop_at"] == 3
+    lr = ckpt["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(Schedule.preset("tiny", 6, 2).lr_at(2, 1))  # the 6-step schedule, not a 3-step one
+    assert lr != pytest.approx(Schedule.preset("tiny", 3, 2).lr_at(2, 1))
+    from sairbench.train import make_config
+
+    with pytest.raises(SairbenchError, match="--stop-at"):
+        make_config("liif", stop_at=0)

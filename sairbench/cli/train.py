@@ -29,6 +29,8 @@ def train(
     prefill: str = typer.Option("zero", help="hole content the appearance encoder sees: zero (the paper), pull-push or "
                                 "smooth (biharmonic)"),
     input_residual: bool = typer.Option(False, help="LIIF decoders: predict a correction to the (prefilled) input"),
+    stop_at: Optional[int] = typer.Option(None, help="end at this step, keeping the learning-rate schedule of --steps "
+                                          "(as an interrupted run; --resume continues it)"),
     loss: str = typer.Option("l1", help="colour loss: l1 (the paper) or l2 (mean squared error, what PSNR measures)"),
     upsample: str = typer.Option("transposed", help="AppEncoder upsampling: transposed (the paper) or resize-conv (no grid "
                                  "pattern in large holes)"),
@@ -65,7 +67,7 @@ def train(
                       out=out, device=device, threads=threads, workers=workers, fast=fast,
                       semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
                       semantic_encoder=semantic_encoder, clip_weights=clip_weights, prefill=prefill, upsample=upsample,
-                      input_residual=input_residual, loss=loss)
+                      input_residual=input_residual, loss=loss, stop_at=stop_at)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
     if export is not None:

@@ -68,6 +68,7 @@ class TrainConfig:
     prefill: str = "zero"  # hole content the appearance encoder sees: zero (paper) or pull-push
     upsample: str = "transposed"  # AppEncoder upsampling: transposed (paper) or resize-conv (no grid)
     input_residual: bool = False  # LIIF decoder: predict a correction to the (prefilled) input image
+    stop_at: int | None = None  # end at this step with the learning-rate schedule of `steps` (as an interrupted run)
     loss: str = "l1"  # colour loss: l1 (the paper) or l2 (mean squared error, what PSNR measures)
 
     def model_options(self) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def make_config(model: str, **options: Any) -> TrainConfig:
     validate.positive("--batch", sched_kw.get("batch"))
     for key in ("queries", "save_every", "image_size"):
         validate.positive("--" + key.replace("_", "-"), options.get(key))
-    for key in ("keep_every", "epochs", "threads"):
+    for key in ("keep_every", "epochs", "threads", "stop_at"):
         validate.positive("--" + key.replace("_", "-"), options.get(key))
     if options.get("workers") is not None:
         validate.non_negative("--workers", options["workers"])

@@ -154,6 +154,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
         task = bar.add_task(f"train {cfg.model}", total=total, completed=start, loss=float("nan"), sps=0.0)
         t_last, loss_acc, n_acc, wait_acc, step_acc = time.perf_counter(), 0.0, 0, 0.0, 0.0
         end = total if stop_after is None else min(total, start + stop_after)
+        if cfg.stop_at is not None:  # the schedule is that of `steps`; the run ends early, as if interrupted
+            end = min(end, cfg.stop_at)
         batches = step_batches(dataset, cfg, start, end, rank, world)
         for step in range(start, end):
             t0 = time.perf_counter()
