@@ -17,7 +17,7 @@ HOLE = {"hole_fraction": 1.0, "lr": 3e-4, "lr_final": 1e-5}  # fine-tuning in th
 HOLE2 = {"hole_fraction": 1.0, "lr": 2e-4, "lr_final": 1e-5}
 SIR_ = {"sir_checkpoint": "{sir}"}
 PHOTO = {"dataset": "photos", "image_size": 64, "hole_fraction": 0.75, "lr_final": 1e-5}
-PHOTO_MODEL = {"prefill": "smooth"}  # --input-residual collapsed to the prefill (docs/results-photos.md)
+PHOTO_MODEL = {"prefill": "smooth"}
 SAM_CHAIN = ("`sairbench train sir --semantic-encoder sam` (with $SAIRBENCH_SAM_CHECKPOINT set), then "
              "`sairbench train sam-encoder --sir-checkpoint runs/sir/last.pt`")
 
@@ -31,10 +31,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         "": {"steps": 8000, **T1, **HOLE2, "init": "{liif@ft6000}"},
         # real photographs (issue 14): random multi-scale crops of the photo train split (bundled + the
         # Debian corpus of `sairbench photos fetch`, via $SAIRBENCH_PHOTOS_DIR). `photos16k`: the paper's
-        # model warm-started from the faces model (the first photo LIIF); `photos`: from it, with the
-        # biharmonic fill of the hole as the encoder's input and resize-conv upsampling (no grid).
-        "photos": {"steps": 12000, **T1, **PHOTO, "lr": 3e-4, **PHOTO_MODEL, "upsample": "resize-conv",
-                   "init": "{liif@photos16k}"},
+        # model warm-started from the faces model (the first photo LIIF); `photos7k`: from it, with the
+        # biharmonic fill of the hole as the encoder's input and resize-conv upsampling (no grid),
+        # stopped at 7000 of 12000 steps; `photos`: from that, predicting a correction to the
+        # biharmonic fill (last layer from zero), MSE loss (docs/results-photos.md).
+        "photos7k": {"steps": 12000, "stop_at": 7000, **T1, **PHOTO, "lr": 3e-4, **PHOTO_MODEL,
+                     "upsample": "resize-conv", "init": "{liif@photos16k}"},
+        "photos": {"steps": 3000, **T1, **PHOTO, "lr": 1e-4, **PHOTO_MODEL, "upsample": "resize-conv",
+                   "input_residual": True, "loss": "l2", "init": "{liif@photos7k}"},
         "photos16k": {"steps": 16000, **T1, **PHOTO, "lr": 3e-4, "init": "{liif}"}}),
     Preset("lte", "app", "lte", None, "LTE decoder on the AppEncoder, no semantics", recipes={
         "gpu1500": {"steps": 1500, **T1}, "": {"steps": 1200, **T1, **HOLE, "init": "{lte@gpu1500}"}}),

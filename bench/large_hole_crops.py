@@ -42,7 +42,7 @@ def main() -> None:
     m = torch.from_numpy(hole)[None, None].float()
     OUT.mkdir(parents=True, exist_ok=True)
     report = {}
-    for name in ("liif", "liif@photos16k", "liif@photos", "telea", "biharmonic"):
+    for name in ("liif", "liif@photos16k", "liif@photos7k", "liif@photos", "edsr-wo@photos", "telea", "biharmonic"):
         net = create_model(name)
         with torch.inference_mode():
             out = net.inpaint(x * (1 - m), m)

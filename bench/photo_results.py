@@ -37,7 +37,7 @@ def main(run: str) -> None:
     # paired differences of PSNR inside the hole equal those of whole-image PSNR (same mask per pair)
     models = set(per_image.model)
     pairs = [(a, b) for a in PHOTO_MODELS if a in models
-             for b in ("telea", "navier-stokes", "biharmonic", "liif@photos16k", "liif") if b in models and b != a]
+             for b in ("telea", "navier-stokes", "biharmonic", "liif@photos7k", "liif@photos16k") if b in models and b != a]
     paired = [render_paired_markdown(paired_table(per_image, "psnr", pairs=[pair]),
                                      f"PSNR (inside the hole and whole image alike), {pair[0]} - {pair[1]}")
               for pair in pairs]
@@ -48,8 +48,9 @@ Protocol `photos` ({meta['dataset'].get('images')} test images at {meta['dataset
 {len(set(per_image.image)) // 4 if len(set(per_image.image)) >= 4 else '?'} test photographs, each whole and as 3 fixed half-scale crops;
 one seeded mask per bucket per image), CPU. `liif@photos` is the shipped photo LIIF
 (step {info.get('checkpoint_step')}, trained on {info.get('train', {}).get('dataset')} crops; docs/checkpoints.md),
-`edsr-wo@photos` the photo EDSR-wo, `liif@photos16k` the first photo LIIF (the paper's model, no prefill),
-`liif` the built-in faces model. Mean ± 95 % t-interval half width; paired differences with a
+`liif@photos7k` the stage it was fine-tuned from (biharmonic prefill as input, resize-conv upsampling),
+`liif@photos16k` the first photo LIIF (the paper's model: zeros in the hole, transposed convolutions),
+`edsr-wo@photos` the photo EDSR-wo (biharmonic prefill as input), `liif` the built-in faces model. Mean ± 95 % t-interval half width; paired differences with a
 bootstrap 95 % interval and a Wilcoxon p-value over the same images and masks.
 
     SAIRBENCH_PHOTOS_DIR=runs/photos/corpus sairbench run --protocol photos --name photos
