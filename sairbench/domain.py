@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-PHOTO_MODELS = ("liif@photos", "lte@photos", "edsr-wo@photos")  # best first: the default of `inpaint`
+PHOTO_MODELS = ("liif@photos", "edsr-wo@photos", "lte@photos")  # best first: the default of `inpaint`
 FALLBACK_PHOTO_MODEL = "telea"
 
 
