@@ -40,9 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sairbench.registry import register_model
 from sairbench_baselines.lama import FFCBlock, Pair
-from sairbench_baselines.peer_files import env_availability, load_peer
+from sairbench_baselines.peer_files import load_peer, register_peer
 from sairbench_baselines.released import PeerInpainter, pad_symmetric
 
 ENV = "SAIRBENCH_COORDFILL_CHECKPOINT"
@@ -212,14 +211,14 @@ def make_coordfill(checkpoint: str | None = None, width: int = 64, pretrained: b
     return CoordFillInpainter(net, "coordfill", info)
 
 
-register_model(
+register_peer(
     "coordfill",
     make_coordfill,
+    ENV,
+    DOWNLOAD,
     description="CoordFill (AAAI 2023): 32x32 grid of pixel MLPs from a 256x256 resize, queried at full "
                 "resolution; square sides padded to a multiple of 32 (>= 64), composited",
     needs="the released CoordFill encoder .pth (--checkpoint coordfill=PATH or $SAIRBENCH_COORDFILL_CHECKPOINT)",
-    kind="peer",
-    availability=env_availability(ENV, DOWNLOAD),
 )
 
 

@@ -35,8 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sairbench.registry import register_model
-from sairbench_baselines.peer_files import env_availability, load_peer
+from sairbench_baselines.peer_files import load_peer, register_peer
 from sairbench_baselines.released import PeerInpainter, pad_symmetric
 
 ENV = "SAIRBENCH_LAMA_CHECKPOINT"
@@ -228,14 +227,14 @@ def make_lama(checkpoint: str | None = None, ngf: int = 64, n_blocks: int = 18, 
     return LamaInpainter(net, "lama", info)
 
 
-register_model(
+register_peer(
     "lama",
     make_lama,
+    ENV,
+    DOWNLOAD,
     description="LaMa (big-lama, WACV 2022): FFC ResNet on (masked image, mask); native resolution, padded to a "
                 "multiple of 8 (symmetric), composited",
     needs="the released big-lama best.ckpt (--checkpoint lama=big-lama/models/best.ckpt or $SAIRBENCH_LAMA_CHECKPOINT)",
-    kind="peer",
-    availability=env_availability(ENV, DOWNLOAD),
 )
 
 

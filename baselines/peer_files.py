@@ -10,6 +10,7 @@ from typing import Any, Callable
 import torch
 
 from sairbench.errors import SairbenchError
+from sairbench.registry import register_model
 from sairbench_baselines.released import load_into, read_state_dict
 
 
@@ -43,3 +44,9 @@ def load_peer(net: torch.nn.Module, name: str, conventions: dict[str, Any], chec
     info["step"] = extras.get("global_step")
     info["model"]["size"]["file"] = str(checkpoint)
     return info
+
+
+def register_peer(name: str, factory: Callable, env: str, download: str, description: str, needs: str) -> None:
+    """Register peer ``name`` (kind "peer", available when ``$env`` names its released file)."""
+    register_model(name, factory, description=description, needs=needs, kind="peer",
+                   availability=env_availability(env, download))

@@ -99,8 +99,10 @@ def ship(run_dir: str | Path, name: str, out: str | Path | None = None, checkpoi
     prov = ckpt.setdefault("provenance", {})
     prov.setdefault("machine", machine_description(prov.get("device", "cpu")))  # kept when re-shipping an export
     ckpt["provenance"]["recipe"] = recipe_command(name) if recipe_of(name) is not None else ""
-    dataset = (ckpt.get("data") or {}).get("dataset") or (ckpt.get("train") or {}).get("dataset")
-    target = Path(out) if out is not None else shipped_path(name, dataset=dataset or "synthetic-faces")
+    from sairbench.domain import domain_of_info
+
+    dataset = domain_of_info(ckpt)["dataset"] or "synthetic-faces"
+    target = Path(out) if out is not None else shipped_path(name, dataset=dataset)
     export_safetensors(ckpt, target)
     if out is None:
         write_checkpoints_doc()

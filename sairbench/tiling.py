@@ -225,14 +225,16 @@ def run_tiles(model, image: torch.Tensor, mask: torch.Tensor, out_size: tuple[in
     if ph or pw:  # stride-aligned tiles: pad bottom/right (replicate) for the tiled path
         image = F.pad(image, (0, pw, 0, ph), mode="replicate")
         mask = F.pad(mask.to(image.dtype), (0, pw, 0, ph), mode="replicate")
-    values = model.encoder_values(image, mask)  # whole-image prefill: tiles must not see a different one
+    # a prefill that reaches across the image is computed once over it: tiles must not see a different one
+    values = model.encoder_values(image, mask) if getattr(model, "prefill", "zero") != "zero" else None
     for cy0, cy1, y0, y1 in axis_tiles(H + ph, tile, margin, align):
         r0, r1 = first_output(min(cy0, H), H, out_h), first_output(min(cy1, H), H, out_h)
         for cx0, cx1, x0, x1 in axis_tiles(W + pw, tile, margin, align):
             c0, c1 = first_output(min(cx0, W), W, out_w), first_output(min(cx1, W), W, out_w)
             if r1 <= r0 or c1 <= c0:
                 continue
-            state = model.gen_feat(image[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1], values[..., y0:y1, x0:x1])
+            share = None if values is None else values[..., y0:y1, x0:x1]
+            state = model.gen_feat(image[..., y0:y1, x0:x1], mask[..., y0:y1, x0:x1], share)
             if fast:
                 model.prepare_queries(state)
             query_block(model, state, out, (r0, r1), (c0, c1), (y0, y1, x0, x1), (H, W), per_pass, fast)

@@ -41,7 +41,7 @@ def test_projected_cells_equal_the_projected_normalised_embedding():
         b = torch.randint(0, 2, (40,))
         project = torch.randn(10, 24)
         direct = F.normalize(branch.query(state, coord, b), dim=-1) @ project.t()
-        assert torch.allclose(branch._projected(state, coord, b, project), direct, atol=1e-5)
+        assert torch.allclose(branch._projector(state, project)(coord, b), direct, atol=1e-5)
         where = m[:, 0, ::2, ::2] > 0
         branch.precompute_cells(state, (16, 16), where=where, project=project)
         fn = branch.extra_fn(state)

@@ -32,8 +32,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sairbench.parts import register
-from sairbench.models.local_ensemble import (LocalEnsembleDecoder, _plain_ensemble, _plain_neighbour_lookup, _shifts,
-                                             mlp, sample_input)
+from sairbench.models.local_ensemble import (LocalEnsembleDecoder, ensemble_shifts, mlp, plain_ensemble,
+                                             plain_neighbour_lookup, sample_input)
 
 
 @register("liif-decoder")
@@ -141,8 +141,8 @@ class LIIFDecoder(LocalEnsembleDecoder):
         if self.feat_unfold and C > 0:
             feat = F.unfold(feat, 3, padding=1).view(B, C * 9, h, w)
         preds, rels = [], []
-        for vx, vy in _shifts(self.local_ensemble):
-            q_feat, q_coord, rel = _plain_neighbour_lookup(feat, coord, vx, vy, self.local_ensemble)
+        for vx, vy in ensemble_shifts(self.local_ensemble):
+            q_feat, q_coord, rel = plain_neighbour_lookup(feat, coord, vx, vy, self.local_ensemble)
             parts = [q_feat, ] if C > 0 else []
             if extra_fn is not None:
                 bidx = torch.arange(B, device=coord.device).repeat_interleave(Q)
@@ -154,7 +154,7 @@ class LIIFDecoder(LocalEnsembleDecoder):
             inp_ = torch.cat(parts, dim=-1)
             preds.append(self.imnet(inp_.view(B * Q, -1)).view(B, Q, -1))
             rels.append(rel)
-        return _plain_ensemble(preds, rels, self.local_ensemble) + self.residual(inp, coord)
+        return plain_ensemble(preds, rels, self.local_ensemble) + self.residual(inp, coord)
 
 
 @register("lte-decoder")
@@ -206,9 +206,9 @@ class LTEDecoder(LocalEnsembleDecoder):
         coef, freq = self.coef(feat), self.freq(feat)
         rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
         preds, rels = [], []
-        for vx, vy in _shifts(self.local_ensemble):
-            q_coef, q_coord, rel = _plain_neighbour_lookup(coef, coord, vx, vy, self.local_ensemble)
-            q_freq, _, _ = _plain_neighbour_lookup(freq, coord, vx, vy, self.local_ensemble)
+        for vx, vy in ensemble_shifts(self.local_ensemble):
+            q_coef, q_coord, rel = plain_neighbour_lookup(coef, coord, vx, vy, self.local_ensemble)
+            q_freq, _, _ = plain_neighbour_lookup(freq, coord, vx, vy, self.local_ensemble)
             x = self.fourier(q_coef.reshape(B * Q, -1), q_freq.reshape(B * Q, -1),
                              rel.reshape(B * Q, 2), rel_cell.reshape(B * Q, 2))
             if extra_fn is not None:
@@ -216,4 +216,4 @@ class LTEDecoder(LocalEnsembleDecoder):
                 x = torch.cat([x, extra_fn(q_coord.reshape(-1, 2), bidx)], dim=-1)
             preds.append(self.imnet(x).view(B, Q, -1))
             rels.append(rel)
-        return _plain_ensemble(preds, rels, self.local_ensemble) + self.residual(inp, coord)
+        return plain_ensemble(preds, rels, self.local_ensemble) + self.residual(inp, coord)

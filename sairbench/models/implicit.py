@@ -35,8 +35,8 @@ class ImplicitInpainter(nn.Module, Inpainter):
             ``extra_dim`` the semantic embedding size (0 without semantics).
         semantic: spec of the semantic branch (see ``sairbench.models.sir``) or None.
         name: preset name, recorded in checkpoints.
-        prefill: what the appearance encoder sees inside the hole: "zero" (the paper) or
-            "pull-push" (a smooth fill from the known pixels, ``sairbench.models.prefill``).
+        prefill: what the appearance encoder sees inside the hole: "zero" (the paper), "pull-push"
+            or "smooth" (biharmonic) fills from the known pixels (``sairbench.models.prefill``).
     """
 
     any_size = True

@@ -30,7 +30,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _shifts(local_ensemble: bool) -> list[tuple[int, int]]:
+def ensemble_shifts(local_ensemble: bool) -> list[tuple[int, int]]:
     return [(-1, -1), (-1, 1), (1, -1), (1, 1)] if local_ensemble else [(0, 0)]
 
 
@@ -65,7 +65,7 @@ class LocalEnsembleDecoder(nn.Module):
         # works for any leading shape: coord (..., 2) -> idx (K, ...), rel (K, ..., 2), weights (K, ...)
         eps = _EPS_SHIFT if self.local_ensemble else 0.0
         idx_list, rel_list, area_list = [], [], []
-        for vx, vy in _shifts(self.local_ensemble):
+        for vx, vy in ensemble_shifts(self.local_ensemble):
             c0 = (coord[..., 0] + vx * rx + eps).clamp(-1 + 1e-6, 1 - 1e-6)
             c1 = (coord[..., 1] + vy * ry + eps).clamp(-1 + 1e-6, 1 - 1e-6)
             row = _nearest_index(c0, h)
@@ -88,10 +88,14 @@ class LocalEnsembleDecoder(nn.Module):
         batch_index (N,) on an (h, w) grid -> (batch, h, w) bool."""
         h, w = shape
         idx, _, weights = self.neighbours(coord, shape)
-        keep = weights > self.skip_tol if skip else torch.ones_like(weights, dtype=torch.bool)
+        keep = self.computed_terms(weights, skip)
         read = torch.zeros(batch, h * w, dtype=torch.bool, device=coord.device)
         read[batch_index.expand_as(idx)[keep], idx[keep]] = True
         return read.view(batch, h, w)
+
+    def computed_terms(self, weights: torch.Tensor, skip: bool = True) -> torch.Tensor:
+        """weights (K, ...) -> bool (K, ...): the neighbour terms the fast path computes."""
+        return weights > self.skip_tol if skip else torch.ones_like(weights, dtype=torch.bool)
 
     # -- fast path ----------------------------------------------------------------------
     def prepare(self, feat: torch.Tensor, n_terms: int):
@@ -137,12 +141,13 @@ class LocalEnsembleDecoder(nn.Module):
         _, _, h, w = feat.shape
         idx, rel, weights = self.neighbours(coord, (h, w))
         rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
-        keep = weights > self.skip_tol if skip else torch.ones_like(weights, dtype=torch.bool)
+        keep = self.computed_terms(weights, skip)
         projected = bool(getattr(extra_fn, "projected", False))
         if state is None:
             state = self.prepare(feat, int(keep.sum()))
         out = coord.new_zeros(coord.shape[0], self.term_dim)
-        wsum = coord.new_zeros(coord.shape[0], 1)
+        # the weights' sum is needed only where the last layer runs after the blend
+        wsum = coord.new_zeros(coord.shape[0], 1) if not finish or self.term_dim != self.out_dim else None
         for k in range(idx.shape[0]):
             (n,) = keep[k].nonzero(as_tuple=True)
             if n.numel() == 0:
@@ -153,7 +158,8 @@ class LocalEnsembleDecoder(nn.Module):
                 extra = extra_fn(_cell_centre(cell_idx, (h, w), coord.dtype), b)
             pred = self.predict(state, b, cell_idx, rel[k, n], rel_cell[n], extra, projected)
             out = out.index_add(0, n, pred * weights[k, n].unsqueeze(-1))
-            wsum = wsum.index_add(0, n, weights[k, n].unsqueeze(-1))
+            if wsum is not None:
+                wsum = wsum.index_add(0, n, weights[k, n].unsqueeze(-1))
         return self.finish(out, wsum) if finish else (out, wsum)
 
     # what ``predict`` returns per term (out_dim) and how the weighted sum of terms becomes the output
@@ -162,7 +168,8 @@ class LocalEnsembleDecoder(nn.Module):
         return self.out_dim
 
     def finish(self, blended: torch.Tensor, wsum: torch.Tensor) -> torch.Tensor:
-        """blended (N, term_dim): sum over the computed terms of weight x term; wsum (N, 1) the weights' sum."""
+        """blended (N, term_dim): sum over the computed terms of weight x term; wsum (N, 1) the weights'
+        sum (None when term_dim == out_dim)."""
         return blended
 
     def residual(self, inp: torch.Tensor | None, coord: torch.Tensor) -> torch.Tensor | float:
@@ -192,7 +199,7 @@ def _cell_centre(cell_idx: torch.Tensor, shape: tuple[int, int], dtype) -> torch
     return torch.stack([cell_centre(row, h), cell_centre(col, w)], dim=-1).to(dtype)
 
 
-def _plain_neighbour_lookup(feat: torch.Tensor, coord: torch.Tensor, vx: int, vy: int, local_ensemble: bool):
+def plain_neighbour_lookup(feat: torch.Tensor, coord: torch.Tensor, vx: int, vy: int, local_ensemble: bool):
     """LIIF's literal lookup: nearest ``grid_sample`` of features and of cell-centre coordinates.
 
     Returns q_feat (B, Q, C), q_coord (B, Q, 2), rel (B, Q, 2) in cell units.
@@ -214,7 +221,7 @@ def _plain_neighbour_lookup(feat: torch.Tensor, coord: torch.Tensor, vx: int, vy
     return q_feat, q_coord, rel
 
 
-def _plain_ensemble(preds: list[torch.Tensor], rels: list[torch.Tensor], local_ensemble: bool) -> torch.Tensor:
+def plain_ensemble(preds: list[torch.Tensor], rels: list[torch.Tensor], local_ensemble: bool) -> torch.Tensor:
     areas = [(r[..., 0] * r[..., 1]).abs() + 1e-9 for r in rels]
     if local_ensemble:
         areas = areas[::-1]

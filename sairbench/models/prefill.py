@@ -1,4 +1,5 @@
-"""What the appearance encoder sees inside the hole: zeros (the paper) or a pull-push fill.
+"""What the appearance encoder sees inside the hole: zeros (the paper), a pull-push fill, or the
+biharmonic fill ("smooth", ``smooth_fill``).
 
 Pull-push (Gortler et al. 1996, "The Lumigraph", Sec. 3.3): a mask-weighted image pyramid is built
 by averaging 2x2 blocks (pull); from the coarsest level down, each level keeps its own known share

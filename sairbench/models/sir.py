@@ -164,7 +164,7 @@ class SemanticBranch(nn.Module):
         ``where`` (B, h, w) bool: only those cells (the ones AIR will read, e.g. the hole's); the
         table holds one row per such cell and a (B, h*w) map from cell to row. None: every cell.
         ``project`` (hidden, C): AIR's first-layer weight on the embedding; the table then holds
-        ``project @ e / |e|`` (see ``_projected``) and ``extra_fn`` says so (``projected``)."""
+        ``project @ e / |e|`` (see ``_projector``) and ``extra_fn`` says so (``projected``)."""
         from sairbench.models.coords import make_coord
 
         B = state["emb"].shape[0]
@@ -174,34 +174,39 @@ class SemanticBranch(nn.Module):
         rows = torch.zeros(B, flat.shape[1], dtype=torch.long, device=flat.device)
         rows[b, idx] = torch.arange(len(idx), device=flat.device)
         coord = make_coord(grid, device=flat.device)[idx]
-        width = self.embed_dim if project is None else project.shape[0]
-        table = state["emb"].new_zeros(max(1, len(idx)), width)
-        for s in range(0, len(idx), DENSE_CHUNK):
-            c, bb = coord[s:s + DENSE_CHUNK], b[s:s + DENSE_CHUNK]
-            table[s:s + DENSE_CHUNK] = F.normalize(self.query(state, c, bb), dim=-1) if project is None \
-                else self._projected(state, c, bb, project)
+        if not len(idx):
+            table = state["emb"].new_zeros(1, self.embed_dim if project is None else project.shape[0])
+        elif project is None:
+            table = self._query_chunked(state, coord, b, lambda c, bb: F.normalize(self.query(state, c, bb), dim=-1))
+        else:
+            table = self._query_chunked(state, coord, b, self._projector(state, project))
         state["cells"] = (table, rows, grid, project is not None)
 
-    def _projected(self, state: dict[str, Any], coord: torch.Tensor, bidx: torch.Tensor,
-                   project: torch.Tensor) -> torch.Tensor:
-        """``project @ normalize(e)`` at coord (N, 2) -> (N, hidden), without forming e (N, C) when SIR
-        blends its ensemble before the last layer: with e = W h + s b (h the blended hidden state,
-        s the weight sum), project @ e = (project W) h + s project b, and |e|^2 = h'W'Wh + 2s b'Wh +
-        s^2 b'b (in fp32). Two hidden-wide products per cell instead of two embedding-wide ones."""
+    def _projector(self, state: dict[str, Any], project: torch.Tensor):
+        """(coord (N, 2), batch_index (N,)) -> ``project @ normalize(e)`` (N, hidden), without forming e
+        (N, C) when SIR blends its ensemble before the last layer: with e = W h + s b (h the blended
+        hidden state, s the weight sum), project @ e = (project W) h + s project b, and |e|^2 =
+        h'W'Wh + 2s b'Wh + s^2 b'b (in fp32). Two hidden-wide products per cell instead of two
+        embedding-wide ones; the fused matrices are formed once."""
         dec = self.sir.decoder if self.sir is not None else None
         if dec is None or not dec.blend_hidden:
-            return F.normalize(self.query(state, coord, bidx), dim=-1) @ project.t()
+            return lambda coord, bidx: F.normalize(self.query(state, coord, bidx), dim=-1) @ project.t()
         H, W = state["size"]
-        cell = coord.new_tensor([2.0 / H, 2.0 / W]).expand_as(coord)
-        h, s = dec.query_points(state["feat"], coord, cell, bidx, finish=False)
         last: nn.Linear = dec.imnet[-1]
         Wl, bl = last.weight.float(), last.bias.float()
-        num = h @ (project.to(h.dtype) @ last.weight).t() + s * (project.to(h.dtype) @ last.bias)
-        with torch.autocast(h.device.type, enabled=False):
-            hf, sf = h.float(), s.float()
-            norm2 = ((hf @ (Wl.t() @ Wl)) * hf).sum(-1, keepdim=True) + 2 * sf * (hf @ (Wl.t() @ bl)).unsqueeze(-1) \
-                + sf.square() * (bl @ bl)
-        return num / norm2.clamp_min(0).sqrt().clamp_min(1e-12).to(num.dtype)
+        fused_w, fused_b = project @ last.weight, project @ last.bias
+        gram, cross, bias2 = Wl.t() @ Wl, Wl.t() @ bl, bl @ bl
+
+        def projected(coord, bidx):
+            cell = coord.new_tensor([2.0 / H, 2.0 / W]).expand_as(coord)
+            h, s = dec.query_points(state["feat"], coord, cell, bidx, finish=False)
+            num = h @ fused_w.to(h.dtype).t() + s * fused_b.to(h.dtype)
+            with torch.autocast(h.device.type, enabled=False):
+                hf, sf = h.float(), s.float()
+                norm2 = ((hf @ gram) * hf).sum(-1, keepdim=True) + 2 * sf * (hf @ cross).unsqueeze(-1) + sf.square() * bias2
+            return num / norm2.clamp_min(0).sqrt().clamp_min(1e-12).to(num.dtype)
+
+        return projected
 
     def extra_fn(self, state: dict[str, Any], cells: bool = True):
         """(coord (N, 2) of AIR's neighbour cell centres, batch_index (N,)) -> normalised embeddings (N, C),
@@ -229,12 +234,12 @@ class SemanticBranch(nn.Module):
         out = self._query_chunked(state, coord, bidx)
         return out.view(B, size[0], size[1], -1).permute(0, 3, 1, 2)
 
-    def _query_chunked(self, state: dict[str, Any], coord: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:
-        """``query`` over (N, 2) points in passes of DENSE_CHUNK points (bounded memory at any size)."""
+    def _query_chunked(self, state: dict[str, Any], coord: torch.Tensor, bidx: torch.Tensor, fn=None) -> torch.Tensor:
+        """``fn`` (default: ``query``) over (N, 2) points in passes of DENSE_CHUNK points (bounded memory at any size)."""
+        fn = fn or (lambda c, b: self.query(state, c, b))
         if coord.shape[0] <= DENSE_CHUNK:
-            return self.query(state, coord, bidx)
-        return torch.cat([self.query(state, coord[s:s + DENSE_CHUNK], bidx[s:s + DENSE_CHUNK])
-                          for s in range(0, coord.shape[0], DENSE_CHUNK)])
+            return fn(coord, bidx)
+        return torch.cat([fn(coord[s:s + DENSE_CHUNK], bidx[s:s + DENSE_CHUNK]) for s in range(0, coord.shape[0], DENSE_CHUNK)])
 
     def state_dict(self, *args, **kwargs):
         sd = super().state_dict(*args, **kwargs)
