@@ -98,3 +98,19 @@ def test_photos_are_split_by_photograph():
     assert base and held and not base & held
     a, b = train[5].image, train[5].image
     assert np.array_equal(a, b)  # a crop depends only on (seed, index)
+
+
+def test_corpus_licences_match_their_copyright_entries(tmp_path):
+    """Each file's licence comes from the Debian copyright stanza naming it (also under a sub-folder)."""
+    from sairbench.data.photo_corpus import _licence_of, _licences, fetch_debian_photos
+    from sairbench.errors import SairbenchError
+
+    cp = tmp_path / "copyright"
+    cp.write_text("Files: *\nLicense: GPL-2+\n\nFiles: 16.04/free_by_A.jpg\nCopyright: A\nLicense: CC-BY-SA-4.0\n\n"
+                  "Files: 16.04/sea_by_B.jpg\nLicense: CC0-1.0\n")
+    lic = _licences(cp)
+    assert _licence_of("free_by_A.jpg", lic) == "CC-BY-SA-4.0"
+    assert _licence_of("sea_by_B.jpg", lic) == "CC0-1.0"
+    assert _licence_of("other.jpg", lic) == "GPL-2+"
+    with pytest.raises(SairbenchError, match="no photographs are listed for package 'nope'"):
+        fetch_debian_photos(tmp_path / "c", ["nope"])

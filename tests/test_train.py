@@ -89,9 +89,26 @@ def test_init_starts_from_a_checkpoints_weights(tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-9), k
     cfg = cfg_for(tmp_path / "wrong", steps=2)
-    cfg.init, cfg.model = str(first), "lte"
+    cfg.init, cfg.model = str(first), "ous"  # another preset without that appearance encoder
+    other = {**SMALL_SPEC, "appearance": {"name": "app-encoder", "args": {"widths": [8, 8, 8], "n_resblocks": 2}}}
     with pytest.raises(SairbenchError, match="--init"):
-        train(cfg, progress=False, model=small_model())
+        train(cfg, progress=False, model=ImplicitInpainter(**other))
+
+
+def test_init_from_another_preset_takes_its_appearance_encoder_alone(tmp_path, capsys):
+    first = train(cfg_for(tmp_path / "liif", steps=3), progress=False, model=small_model())
+    cfg = cfg_for(tmp_path / "lte", steps=1)
+    cfg.init, cfg.model, cfg.schedule.lr, cfg.schedule.lr_final = str(first), "lte", 1e-12, 1e-12
+    torch.manual_seed(1)
+    lte = ImplicitInpainter(**{**SMALL_SPEC, "decoder": {"name": "lte-decoder", "args": {
+        "in_dim": 8, "hidden_dim": 16, "hidden": [16, 16]}}, "name": "lte"})
+    fresh = {k: v.clone() for k, v in lte.state_dict().items()}
+    warm = load_checkpoint(train(cfg, progress=False, model=lte))["model"]["sd"]
+    a = load_checkpoint(first)["model"]["sd"]
+    enc = [k for k in warm if k.startswith("encoder.")]
+    assert enc and all(torch.allclose(warm[k], a[k], atol=1e-9) for k in enc)
+    assert all(torch.allclose(warm[k], fresh[k], atol=1e-9) for k in warm if k.startswith("decoder."))
+    assert "its appearance encoder is taken" in capsys.readouterr().err
 
 
 def test_checkpoint_is_self_describing(tmp_path):

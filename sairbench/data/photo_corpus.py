@@ -37,6 +37,13 @@ DEBIAN_PHOTOS: dict[str, tuple[str, tuple[str, ...]]] = {
         f"{n}/contents/images/2560x1600.jpg" for n in (
             "Autumn", "FallenLeaf", "Path", "DarkestHour", "summer_1am", "EveningGlow", "Grey", "Kite",
             "ColorfulCups", "OneStandsOut", "ColdRipple", "BytheWater"))),
+    # the Ubuntu 16.04/20.04 wallpaper contest photographs (abstract renders left out)
+    "lomiri-wallpapers-16.04": ("usr/share/backgrounds", tuple(f"{n}.jpg" for n in (
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+        "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich",
+        "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi",
+        "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi"))),
+    "lomiri-wallpapers-20.04": ("usr/share/backgrounds", ("Kleiber_by_Lukas_Baubkus.jpg",)),
 }
 
 
@@ -56,10 +63,14 @@ def _licences(copyright_file: Path) -> dict[str, str]:
 
 
 def _licence_of(rel: str, licences: dict[str, str]) -> str:
+    """The licence of ``rel`` (a path inside the package's photo folder): as in Debian's copyright
+    format, the last stanza whose pattern matches the file wins."""
+    found = "see the package's copyright file"
     for pattern, lic in licences.items():
-        if pattern == rel or rel.endswith(pattern) or re.fullmatch(pattern.replace("*", ".*"), rel):
-            return lic
-    return licences.get("*", "see the package's copyright file")
+        if (pattern == rel or rel.endswith(pattern) or pattern.endswith("/" + rel)
+                or re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), rel)):
+            found = lic
+    return found
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -76,6 +87,9 @@ def _run(cmd: list[str], cwd: Path) -> None:
 def fetch_debian_photos(dest: str | Path, packages: list[str] | None = None) -> Path:
     """Fetch, check and index the corpus into ``dest``; returns the index file."""
     dest = Path(dest).expanduser()
+    unknown = [p for p in packages or () if p not in DEBIAN_PHOTOS]
+    if unknown:
+        raise SairbenchError(f"no photographs are listed for package {unknown[0]!r}; use one of {', '.join(DEBIAN_PHOTOS)}.")
     entries = []
     for package in packages or list(DEBIAN_PHOTOS):
         base, files = DEBIAN_PHOTOS[package]

@@ -45,24 +45,32 @@ def newest_snapshot(out: Path) -> tuple[dict, Path]:
 
 
 def load_init_weights(model, cfg: TrainConfig) -> None:
-    """Warm start: ``cfg.init``'s weights into ``model``; the checkpoint must hold the same model."""
+    """Warm start: ``cfg.init``'s weights into ``model``. The checkpoint holds the same model (its
+    options may differ: the tensors that still fit are taken), or another preset of the same size
+    with the same appearance encoder (its encoder alone is taken, e.g. LTE from a LIIF)."""
     init = load_checkpoint(cfg.init)
-    if init["model"]["name"] != cfg.model or init["model"].get("size") != cfg.size:
-        raise SairbenchError(f"{cfg.init}: holds '{init['model']['name']}' ({init['model'].get('size')}), not "
-                             f"'{cfg.model}' ({cfg.size}); pass --init a checkpoint of the model being trained.")
-    if init["model"]["args"] == model.spec:
+    name, size = init["model"]["name"], init["model"].get("size")
+    encoder = model.spec["args"].get("appearance")
+    same_encoder = encoder is not None and init["model"]["args"].get("args", {}).get("appearance") == encoder
+    if size != cfg.size or (name != cfg.model and not same_encoder):
+        raise SairbenchError(f"{cfg.init}: holds '{name}' ({size}), not '{cfg.model}' ({cfg.size}) nor a model with "
+                             f"its appearance encoder; pass --init a checkpoint of the model being trained.")
+    if name == cfg.model and init["model"]["args"] == model.spec:
         load_weights(model, init["model"]["sd"], cfg.init)
         return
-    # same preset, other options (e.g. --upsample): warm start from the tensors that still fit
     own = model.state_dict()
-    keep_own = set(getattr(model, "fresh_when_warm_started", lambda spec: ())(init["model"]["args"]))
+    if name == cfg.model:  # same preset, other options (e.g. --upsample): the tensors that still fit
+        keep_own = set(getattr(model, "fresh_when_warm_started", lambda spec: ())(init["model"]["args"]))
+        what = f"describes other options of '{cfg.model}'"
+    else:  # another preset on the same encoder: the encoder alone
+        keep_own = {k for k in own if not k.startswith("encoder.")}
+        what = f"holds '{name}'; its appearance encoder is taken"
     fits = {k: v for k, v in init["model"]["sd"].items()
             if k in own and tuple(own[k].shape) == tuple(v.shape) and k not in keep_own}
     model.load_state_dict(fits, strict=False)
     fresh = sorted(k for k in own if k not in fits)
-    print(f"init: {cfg.init} describes other options of '{cfg.model}'; {len(fits)} of {len(own)} tensors "
-          f"taken from it, {len(fresh)} start fresh ({', '.join(fresh[:4])}{', ...' if len(fresh) > 4 else ''})",
-          file=sys.stderr, flush=True)
+    print(f"init: {cfg.init} {what}; {len(fits)} of {len(own)} tensors taken from it, {len(fresh)} start fresh "
+          f"({', '.join(fresh[:4])}{', ...' if len(fresh) > 4 else ''})", file=sys.stderr, flush=True)
 
 
 def _dist_info() -> tuple[int, int]:
