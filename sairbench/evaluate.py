@@ -118,14 +118,16 @@ def select_models(requested: Iterable[str], checkpoints: dict[str, str] | None =
     return list(dict.fromkeys(names)), skipped
 
 
-def load_model_for_run(name: str, checkpoints: dict[str, str] | None = None):
-    """The model ``name`` (``name@tag`` too) from its given checkpoint, else from the registry."""
+def load_model_for_run(name: str, checkpoints: dict[str, str] | None = None, self_ensemble: int | None = None):
+    """The model ``name`` (``name@tag`` too) from its given checkpoint, else from the registry;
+    ``self_ensemble`` (1, 2, 4, 8) replaces the implicit models' own setting."""
     from sairbench.registry import create_model
 
     path = (checkpoints or {}).get(name)
-    if path is not None:
-        return create_model(name.split("@")[0], checkpoint=path)
-    return create_model(name)
+    model = create_model(name.split("@")[0], checkpoint=path) if path is not None else create_model(name)
+    if self_ensemble is not None and hasattr(model, "set_self_ensemble"):
+        model.set_self_ensemble(self_ensemble)
+    return model
 
 
 def model_info(model, evaluated_at: int | None = None, name: str | None = None) -> dict[str, Any]:
@@ -145,6 +147,8 @@ def model_info(model, evaluated_at: int | None = None, name: str | None = None) 
             warnings.warn(f"model '{name or getattr(model, 'name', '?')}' was trained on {trained}x{trained} images of "
                           f"'{info['train'].get('dataset')}' and is evaluated at {evaluated_at}x{evaluated_at}.",
                           stacklevel=2)
+    if getattr(model, "self_ensemble", 1) != 1:
+        info["self_ensemble"] = model.self_ensemble
     sem = getattr(model, "semantic", None)
     info["semantic_encoder"] = getattr(sem, "encoder_name", None) if sem is not None else None
     return info

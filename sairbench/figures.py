@@ -206,7 +206,7 @@ def qualitative_outputs(run: Path, n_images: int = 4, image_names: Sequence[str]
     masked = image * (1 - mask)
     outputs = {}
     for name in rs.names:
-        model = load_model_for_run(name, rs.checkpoints)
+        model = load_model_for_run(name, rs.checkpoints, rs.self_ensemble)
         model.to(dev)
         torch.manual_seed(rs.proto.seed)
         with torch.inference_mode():

@@ -22,6 +22,7 @@ from sairbench.errors import SairbenchError
 from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_model_for_run, model_info,
                                 score_items, select_models, sort_rows, summarize)
 from sairbench.pairs import ProtocolData, build_masks, build_pairs, open_dataset, open_protocol_data
+from sairbench.models.self_ensemble import check_self_ensemble
 from sairbench.protocol import Protocol
 from sairbench.runfolder import RunFolder, lpips_status
 
@@ -44,10 +45,11 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                    results_root: str | os.PathLike = "results", name: str | None = None, resume: bool = False,
                    device: str = "cpu", progress: bool = True, checkpoints: dict[str, str] | None = None,
                    shard: tuple[int, int] = (0, 1), console=None, size: int | None = None, fit: str | None = None,
-                   per_bucket: int | None = None) -> Path:
+                   per_bucket: int | None = None, self_ensemble: int | None = None) -> Path:
     """Every model x pair of an inpainting protocol (a shard of them with ``shard`` = (i, n), 0-based).
 
-    ``size``, ``fit``, ``limit`` and ``per_bucket`` override the protocol's and the dataset's defaults."""
+    ``size``, ``fit``, ``limit`` and ``per_bucket`` override the protocol's and the dataset's defaults;
+    ``self_ensemble`` the implicit models' own (``ImplicitInpainter.set_self_ensemble``)."""
     from sairbench.metrics import default_lpips_scorer
     from sairbench.progress import progress as track
 
@@ -59,6 +61,8 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
     check_models(names, skipped, proto.name)
     settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
                 "checkpoints": checkpoints or {}}
+    if self_ensemble is not None:
+        settings["self_ensemble"] = check_self_ensemble(self_ensemble)
     folder = RunFolder.create(results_root, validate.folder_name("--name", name or f"{proto.name}_{data.ds_cfg['name']}"),
                               settings, resume or shard[1] > 1)  # the shards of one run share its folder
     folder.record_skipped(skipped)
@@ -78,7 +82,7 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                 continue
             if model_name not in loaded:
                 loaded.clear()
-                model = load_model_for_run(model_name, checkpoints)
+                model = load_model_for_run(model_name, checkpoints, self_ensemble)
                 model.to(dev)
                 loaded[model_name] = model
                 folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"]), name=model_name))
@@ -130,6 +134,7 @@ class RunSettings:
     names: list
     checkpoints: dict
     data: ProtocolData | None = None
+    self_ensemble: int | None = None
 
     @property
     def run(self) -> Path:
@@ -150,7 +155,8 @@ def load_run_settings(run: str | os.PathLike, rebuild: bool = True) -> RunSettin
                              "re-run the protocol into a new folder.") from None
     if proto.kind != "inpainting":
         raise SairbenchError(f"{meta}: a '{proto.kind}' run; this needs an inpainting run (`sairbench run --protocol liu2018-masks`, ...).")
-    rs = RunSettings(folder, proto, names, dict(folder.settings.get("checkpoints") or {}))
+    rs = RunSettings(folder, proto, names, dict(folder.settings.get("checkpoints") or {}),
+                     self_ensemble=folder.settings.get("self_ensemble"))
     if rebuild:
         ds = open_dataset(ds_cfg, proto.seed, labels=False)
         masks, desc = build_masks(proto, int(ds_cfg.get("size", 64)), mask_desc.get("folder"))
@@ -206,7 +212,7 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
     for m in first.names:
         if m not in known:  # no shard recorded it (runs older than model_info.json): load it here
             try:
-                known[m] = model_info(load_model_for_run(m, first.checkpoints))
+                known[m] = model_info(load_model_for_run(m, first.checkpoints, first.self_ensemble))
             except Exception as exc:  # the shards ran elsewhere: keep merging, say so
                 known[m] = {"class": None, "note": f"not loadable where merged ({type(exc).__name__})"}
         first.folder.record_model_info(m, known[m])

@@ -99,6 +99,9 @@ def ship(run_dir: str | Path, name: str, out: str | Path | None = None, checkpoi
     prov = ckpt.setdefault("provenance", {})
     prov.setdefault("machine", machine_description(prov.get("device", "cpu")))  # kept when re-shipping an export
     ckpt["provenance"]["recipe"] = recipe_command(name) if recipe_of(name) is not None else ""
+    inference = (recipe_of(name) or {}).get("self_ensemble", 1)
+    if inference != 1:  # an inference setting chosen after training (on the validation split): no retraining
+        ckpt["model"]["args"]["args"]["self_ensemble"] = inference
     from sairbench.domain import domain_of_info
 
     dataset = domain_of_info(ckpt)["dataset"] or "synthetic-faces"

@@ -83,10 +83,22 @@ def test_photo_corpus_index_is_checked(tmp_path):
     entry = {"name": "debian-a", "file": "pkg/a.jpg", "package": "pkg", "version": "1",
              "sha256": hashlib.sha256(img.read_bytes()).hexdigest(), "licence": "GPL-2+"}
     (tmp_path / "index.json").write_text(json.dumps({"photos": [entry]}))
-    assert [n for n, _ in indexed_photos(tmp_path)] == ["debian-a"]
+    assert [(n, pkg) for n, _, pkg in indexed_photos(tmp_path)] == [("debian-a", "pkg")]
     img.write_bytes(img.read_bytes() + b"x")
     with pytest.raises(SairbenchError, match="changed since it was indexed"):
         indexed_photos(tmp_path)
+
+
+def test_validation_photographs_come_from_the_validation_packages_alone():
+    from sairbench.data.photo_corpus import VALIDATION_PACKAGES
+    from sairbench.data.photos import split_of
+
+    names = [f"debian-photo{i}" for i in range(40)]
+    plain = [split_of(n, "mate-backgrounds") for n in names]
+    val = [split_of(n, VALIDATION_PACKAGES[0]) for n in names]
+    assert "val" not in plain and {"train", "test"} == set(plain)
+    # the test quarter is the same whatever the package; the rest of a validation package is 'val'
+    assert [a == "test" for a in plain] == [b == "test" for b in val] and set(val) == {"test", "val"}
 
 
 def test_photos_are_split_by_photograph():

@@ -145,9 +145,13 @@ def test_shipping_a_photo_model_names_its_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "SHIPPED_DIR", tmp_path / "shipped")
     monkeypatch.setattr(shipped, "write_checkpoints_doc", lambda: None)
     (tmp_path / "shipped").mkdir()
+    monkeypatch.setattr(shipped, "recipe_of", lambda name: {"steps": 1, "self_ensemble": 8})
     target = shipped.ship(run.parent, "liif@photos")
     assert target.name == "liif-photos-tiny-photos.safetensors"
     assert checkpoint.shipped_path("liif@photos") == target
+    # the recipe's inference setting (chosen after training) is the shipped model's
+    model = checkpoint.load_model(target)
+    assert model.self_ensemble == 8 and "--self-ensemble 8" in model.checkpoint_info["provenance"]["recipe"]
 
 
 def test_a_warm_start_into_a_residual_decoder_keeps_its_zero_last_layer(tmp_path):

@@ -88,6 +88,8 @@ def inpaint(
         None, "--max-pixels", help="pixel budget of the input and of the output, each (e.g. 16M, the default; "
         "or $SAIRBENCH_MAX_PIXELS); larger images are refused. Implicit models without semantics run in tiles."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use)"),
+    self_ensemble: Optional[int] = typer.Option(None, help="implicit models: mean over 1 (off), 2, 4 or 8 flips/"
+                                                "transposes (default: the model's own; the photo models use 8)"),
 ) -> None:
     """Inpaint one image (and super-resolve it with --size): `sairbench inpaint [MODEL] IMAGE MASK -o OUT.png`."""
     import warnings
@@ -96,6 +98,7 @@ def inpaint(
     import torch
 
     from sairbench.io import read_image, read_mask, write_png
+    from sairbench.models.self_ensemble import check_self_ensemble
     from sairbench.registry import create_model
     from sairbench.progress import progress
     from sairbench.tiling import check_pixels, max_pixels as budget_in_force, parse_pixels, pixel_budget, query_progress
@@ -110,6 +113,8 @@ def inpaint(
                              "`sairbench inpaint photo.png mask.png -o out.png`.")
     model, image, mask = (args[0], *map(Path, args[1:])) if len(args) == 3 else (None, *map(Path, args))
     validate.precision(precision)
+    if self_ensemble is not None:
+        check_self_ensemble(self_ensemble)
     dev = torch.device(validate.device(device))
     set_threads(threads)
     check_out_png(out)
@@ -131,6 +136,8 @@ def inpaint(
             net = load_model(model)
         else:
             net = create_model(model)
+        if self_ensemble is not None and hasattr(net, "set_self_ensemble"):
+            net.set_self_ensemble(self_ensemble)
         img = read_image(image, max_pixels=budget)
         h, w = img.shape[:2]
         side = int(getattr(net, "min_side", 1))
@@ -152,7 +159,8 @@ def inpaint(
             mt = torch.from_numpy(hole).to(dev)[None, None].float()
             kw = {"precision": precision} if getattr(net, "any_size", False) else {}
             oh, ow = out_size or (h, w)
-            with progress(oh * ow, f"inpaint {model}", "pixels", console) as bar, query_progress(bar.advance):
+            passes = getattr(net, "self_ensemble", 1)  # the self-ensemble answers every pixel n times
+            with progress(oh * ow * passes, f"inpaint {model}", "pixels", console) as bar, query_progress(bar.advance):
                 pred = net.inpaint(x, mt, size=out_size, **kw)
             del x, mt
             result = _quantised(pred.cpu())

@@ -66,8 +66,11 @@ def run(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use; give 1 "
                                           "to each of several commands run side by side)"),
+    self_ensemble: Optional[int] = typer.Option(None, help="implicit models answer as the mean over 1 (off), 2, 4 or 8 "
+                                                "flips/transposes (default: each model's own; the photo models use 8)"),
 ) -> None:
     """Run a protocol: every model x image x mask, scored per image, summarised by bucket."""
+    from sairbench.models.self_ensemble import check_self_ensemble
     from sairbench.run import run_protocol
     from sairbench.protocol import load_protocol
 
@@ -75,6 +78,8 @@ def run(
 
     proto = load_protocol(protocol)
     validate.device(device)
+    if self_ensemble is not None:
+        check_self_ensemble(self_ensemble)
     set_threads(threads)
     i, n = parse_shard(shard)
     checkpoints: dict[str, str] = {}
@@ -85,7 +90,7 @@ def run(
     checkpoints.update(parse_checkpoints(checkpoint))
     out = run_protocol(proto, dataset=dataset, data_root=data_root, models=model, limit=limit, mask_dir=mask_dir,
                        results_root=results, name=name, resume=resume, device=device, shard=(i - 1, n),
-                       size=size, fit=fit, per_bucket=per_bucket,
+                       size=size, fit=fit, per_bucket=per_bucket, self_ensemble=self_ensemble,
                        checkpoints=checkpoints or None, console=console)
     if (out / "summary.csv").is_file():
         print_summary(out, f"{proto.name} — {out}")

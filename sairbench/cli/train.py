@@ -34,6 +34,8 @@ def train(
     loss: str = typer.Option("l1", help="colour loss: l1 (the paper) or l2 (mean squared error, what PSNR measures)"),
     upsample: str = typer.Option("transposed", help="AppEncoder upsampling: transposed (the paper) or resize-conv (no grid "
                                  "pattern in large holes)"),
+    self_ensemble: int = typer.Option(1, help="the checkpoint answers `inpaint` as the mean over 1 (off), 2, 4 or 8 "
+                                      "flips/transposes (inference only; training is unchanged)"),
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL)"),
     save_every: int = typer.Option(500, help="checkpoint every N steps"),
@@ -67,7 +69,7 @@ def train(
                       out=out, device=device, threads=threads, workers=workers, fast=fast,
                       semantic_checkpoint=semantic_checkpoint, sir_checkpoint=sir_checkpoint, joint=joint,
                       semantic_encoder=semantic_encoder, clip_weights=clip_weights, prefill=prefill, upsample=upsample,
-                      input_residual=input_residual, loss=loss, stop_at=stop_at)
+                      input_residual=input_residual, loss=loss, stop_at=stop_at, self_ensemble=self_ensemble)
     path = run_training(cfg, resume=resume)
     console.print(f"checkpoint: {path}")
     if export is not None:

@@ -45,6 +45,10 @@ DEBIAN_PHOTOS: dict[str, tuple[str, tuple[str, ...]]] = {
         "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi"))),
     "lomiri-wallpapers-20.04": ("usr/share/backgrounds", ("Kleiber_by_Lukas_Baubkus.jpg",)),
 }
+# Added after the first photo checkpoints were trained (on the two packages above): their photographs
+# that are not test photographs form the validation split, where checkpoints and inference settings
+# are selected (docs/results-photos.md); nothing trains on them.
+VALIDATION_PACKAGES = ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
 
 
 def _licences(copyright_file: Path) -> dict[str, str]:
@@ -117,8 +121,8 @@ def fetch_debian_photos(dest: str | Path, packages: list[str] | None = None) -> 
     return index
 
 
-def indexed_photos(folder: str | Path) -> list[tuple[str, Path]]:
-    """(name, path) of the photographs listed in ``folder/index.json``, each checked against its sha256."""
+def indexed_photos(folder: str | Path) -> list[tuple[str, Path, str]]:
+    """(name, path, package) of the photographs listed in ``folder/index.json``, each checked against its sha256."""
     folder = Path(folder).expanduser()
     index = folder / "index.json"
     if not index.is_file():
@@ -132,5 +136,5 @@ def indexed_photos(folder: str | Path) -> list[tuple[str, Path]]:
         path = folder / e["file"]
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != e["sha256"]:
             raise SairbenchError(f"{path}: missing or changed since it was indexed; fetch the corpus again.")
-        out.append((e["name"], path))
+        out.append((e["name"], path, e.get("package", "")))
     return out

@@ -4,7 +4,7 @@ Sources, each used only when its file is present locally: scikit-image's bundled
 matplotlib's ``sample_data/grace_hopper.jpg`` and scikit-learn's ``china.jpg`` / ``flower.jpg``.
 Grayscale photos are replicated to RGB. With ``$SAIRBENCH_PHOTOS_DIR`` (or ``--data-root``) set to
 a folder filled by ``sairbench photos fetch``, the Debian photo corpus joins them
-(``sairbench.data.photo_corpus``). Train and test are split by photograph, never by crop.
+(``sairbench.data.photo_corpus``). Train, validation and test are split by photograph, never by crop.
 """
 
 from __future__ import annotations
@@ -77,18 +77,24 @@ def _sklearn_files() -> list[tuple[str, Path]]:
     return [(f"sklearn-{n}", base / f"{n}.jpg") for n in ("china", "flower") if (base / f"{n}.jpg").is_file()]
 
 
-def find_photos() -> list[tuple[str, Path]]:
-    """(name, path) of every bundled photograph found on this machine, in a fixed order."""
-    return _skimage_files() + _matplotlib_files() + _sklearn_files()
+def find_photos() -> list[tuple[str, Path, str]]:
+    """(name, path, source) of every bundled photograph found on this machine, in a fixed order."""
+    return [(n, p, "bundled") for n, p in _skimage_files() + _matplotlib_files() + _sklearn_files()]
 
 
-def split_of(name: str) -> str:
-    """The split of a photograph, fixed by its name (never by crop): 'test' for a quarter of them."""
-    return "test" if int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % TEST_EVERY == 0 else "train"
+def split_of(name: str, source: str = "bundled") -> str:
+    """The split of a photograph, fixed by its name (never by crop): 'test' for a quarter of them;
+    of the others, those of the validation packages are 'val', the rest 'train'."""
+    from sairbench.data.photo_corpus import VALIDATION_PACKAGES
+
+    if int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % TEST_EVERY == 0:
+        return "test"
+    return "val" if source in VALIDATION_PACKAGES else "train"
 
 
-def all_photos(root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """The bundled photographs, plus the indexed Debian corpus of ``root`` or ``$SAIRBENCH_PHOTOS_DIR``."""
+def all_photos(root: str | os.PathLike | None = None) -> list[tuple[str, Path, str]]:
+    """(name, path, source) of the bundled photographs, plus the indexed Debian corpus of ``root`` or
+    ``$SAIRBENCH_PHOTOS_DIR`` (source: its package)."""
     from sairbench.data.photo_corpus import PHOTOS_DIR_ENV, indexed_photos
 
     found = find_photos()
@@ -101,8 +107,8 @@ def all_photos(root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
 class Photos(ImageDataset):
     """Real photographs, split by photograph (:func:`split_of`).
 
-    ``split="test"``: each test photograph fitted to ``size`` (the dataset's fit policy), then
-    ``TEST_CROPS - 1`` fixed half-scale crops of it. ``split="train"``: ``TRAIN_CROPS`` random crops
+    ``split="test"`` (and ``"val"``): each photograph fitted to ``size`` (the dataset's fit policy),
+    then ``TEST_CROPS - 1`` fixed half-scale crops of it. ``split="train"``: ``TRAIN_CROPS`` random crops
     per training photograph at scales from ``size`` pixels to the whole short side (as
     super-resolution training draws from DIV2K); crop ``i`` depends only on (seed, i).
     ``split="all"``: every photograph once, fitted (no split).
@@ -112,8 +118,8 @@ class Photos(ImageDataset):
 
     def __init__(self, size: int = 64, limit: int | None = None, split: str = "test", root=None, seed: int = 0):
         super().__init__(size, split)
-        if split not in ("train", "test", "all"):
-            raise SairbenchError(f"photos has no split {split!r}; use train, test or all.")
+        if split not in ("train", "val", "test", "all"):
+            raise SairbenchError(f"photos has no split {split!r}; use train, val, test or all.")
         self.classes, self.seed = [], seed
         found = all_photos(root)
         if not found:
@@ -121,8 +127,8 @@ class Photos(ImageDataset):
                 "photos: found no bundled photographs; install scikit-image, matplotlib or scikit-learn "
                 "(pip install scikit-image matplotlib scikit-learn)."
             )
-        self._files = found if split == "all" else [f for f in found if split_of(f[0]) == split]
-        self._per = {"train": TRAIN_CROPS, "test": TEST_CROPS, "all": 1}[split]
+        self._files = found if split == "all" else [f for f in found if split_of(f[0], f[2]) == split]
+        self._per = {"train": TRAIN_CROPS, "val": TEST_CROPS, "test": TEST_CROPS, "all": 1}[split]
         self._n = apply_limit(len(self._files) * self._per, limit)
         self._decoded: dict[int, np.ndarray] = {}
         if split == "train":

@@ -19,6 +19,7 @@ import torch.nn as nn
 from sairbench.errors import SairbenchError
 from sairbench.inpainter import Inpainter
 from sairbench.models.prefill import PREFILLS, apply_prefill
+from sairbench.models.self_ensemble import check_self_ensemble, ensemble
 from sairbench.parts import make, register
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -37,12 +38,14 @@ class ImplicitInpainter(nn.Module, Inpainter):
         name: preset name, recorded in checkpoints.
         prefill: what the appearance encoder sees inside the hole: "zero" (the paper), "pull-push"
             or "smooth" (biharmonic) fills from the known pixels (``sairbench.models.prefill``).
+        self_ensemble: ``inpaint`` averages the answers under 1 (off), 2, 4 or 8 flips/transposes
+            (``sairbench.models.self_ensemble``); an inference setting, no weights.
     """
 
     any_size = True
 
     def __init__(self, appearance: dict | None, decoder: dict, semantic: dict | None = None, name: str = "implicit",
-                 prefill: str = "zero"):
+                 prefill: str = "zero", self_ensemble: int = 1):
         super().__init__()
         if prefill not in PREFILLS:
             raise SairbenchError(f"prefill {prefill!r}: use one of {PREFILLS}.")
@@ -52,9 +55,19 @@ class ImplicitInpainter(nn.Module, Inpainter):
         if prefill != "zero":  # the paper's models keep the spec they always had
             args["prefill"] = prefill
         self.spec = {"name": "implicit-inpainter", "args": args}
+        self.self_ensemble = 1
+        self.set_self_ensemble(self_ensemble)
         self.encoder = make(appearance)
         self.decoder = make(decoder)
         self.semantic = make(semantic)
+
+    def set_self_ensemble(self, n: int) -> None:
+        """Answer ``inpaint`` as the mean over ``n`` flips/transposes (1 = off); recorded in the spec."""
+        self.self_ensemble = check_self_ensemble(n)
+        args = self.spec["args"]
+        args.pop("self_ensemble", None)
+        if n != 1:
+            args["self_ensemble"] = self.self_ensemble
 
     def fresh_when_warm_started(self, spec: dict) -> list[str]:
         """Weights a warm start from the model ``spec`` describes must not copy: a decoder that now
@@ -187,13 +200,22 @@ class ImplicitInpainter(nn.Module, Inpainter):
         ``tile``: core side of the tiles above ``sairbench.tiling.TILE_ABOVE`` input pixels (-1: the
         default ``TILE``; None: never tile). Models with a semantic branch are never tiled.
         Inputs and outputs above the pixel budget (``sairbench.tiling``) are refused in one line.
+        With ``self_ensemble`` n > 1 this runs n times (transformed inputs) and averages.
         """
-        from sairbench.tiling import TILE, run_tiles
-
         self.eval()
         B, _, H, W = image.shape
         out_h, out_w = (int(size[0]), int(size[1])) if size is not None else (H, W)
         self.check_inputs((H, W), (out_h, out_w), precision)
+        once = lambda x, m, s: self._inpaint_once(x, m, s, chunk, fast, precision, tile, region)  # noqa: E731
+        if self.self_ensemble == 1:
+            return once(image, mask, size)
+        return ensemble(self.self_ensemble, once, image, mask, size)
+
+    def _inpaint_once(self, image, mask, size, chunk, fast, precision, tile, region):
+        from sairbench.tiling import TILE, run_tiles
+
+        B, _, H, W = image.shape
+        out_h, out_w = (int(size[0]), int(size[1])) if size is not None else (H, W)
         chunk = chunk or self.auto_chunk(image.device)
         dtype = PRECISIONS[precision]
         tile = (TILE if tile == -1 else tile) if self.tileable else None

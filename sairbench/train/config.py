@@ -70,6 +70,7 @@ class TrainConfig:
     input_residual: bool = False  # LIIF decoder: predict a correction to the (prefilled) input image
     stop_at: int | None = None  # end at this step with the learning-rate schedule of `steps` (as an interrupted run)
     loss: str = "l1"  # colour loss: l1 (the paper) or l2 (mean squared error, what PSNR measures)
+    self_ensemble: int = 1  # the checkpoint's inference setting (ImplicitInpainter.self_ensemble); training unchanged
 
     def model_options(self) -> dict[str, Any]:
         """Preset.spec overrides of the options that differ from the paper's model (none by default)."""
@@ -80,6 +81,8 @@ class TrainConfig:
             options["appearance_args"] = {"upsample": self.upsample}
         if self.input_residual:
             options["decoder_args"] = {"input_residual": True}
+        if self.self_ensemble != 1:
+            options["self_ensemble"] = self.self_ensemble
         return options
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,11 +124,14 @@ def make_config(model: str, **options: Any) -> TrainConfig:
         raise SairbenchError(f"--hole-fraction {hole}: give a share between 0 and 1.")
     from sairbench.models.encoders import UPSAMPLERS
     from sairbench.models.prefill import PREFILLS
+    from sairbench.models.self_ensemble import SELF_ENSEMBLES
 
     if options.get("prefill", "zero") not in PREFILLS:
         raise SairbenchError(f"--prefill {options['prefill']}: use one of {', '.join(PREFILLS)}.")
     if options.get("loss", "l1") not in COLOUR_LOSSES:
         raise SairbenchError(f"--loss {options['loss']}: use one of {', '.join(COLOUR_LOSSES)}.")
+    if options.get("self_ensemble", 1) not in SELF_ENSEMBLES:
+        raise SairbenchError(f"--self-ensemble {options['self_ensemble']}: use one of {', '.join(map(str, SELF_ENSEMBLES))}.")
     if options.get("upsample", "transposed") not in UPSAMPLERS:
         raise SairbenchError(f"--upsample {options['upsample']}: use one of {', '.join(UPSAMPLERS)}.")
     schedule = Schedule.preset(sched_kw.get("schedule", "tiny"), sched_kw.get("steps"), sched_kw.get("batch"),
