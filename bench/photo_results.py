@@ -1,13 +1,16 @@
-"""Write docs/results-photos.md: the photo protocol's table and paired tests of the photo LIIF
-against Telea, Navier-Stokes and biharmonic (PSNR inside the hole = whole-image PSNR + 10 log10
-of the hole ratio, so paired PSNR differences are the same either way).
+"""Write the generated part of docs/results-photos.md: the selection on the photo validation split,
+the photo test split's table and paired tests of the photo models against Telea, Navier-Stokes and
+biharmonic (PSNR inside the hole = whole-image PSNR + 10 log10 of the hole ratio, so paired PSNR
+differences are the same either way). The hand-written part below MARKER is kept.
 
-    SAIRBENCH_PHOTOS_DIR=runs/photos/corpus sairbench run --protocol photos --name photos
-    python bench/photo_results.py results/photos
+    export SAIRBENCH_PHOTOS_DIR=runs/photos/corpus   # from `sairbench photos fetch`
+    sairbench run --protocol photos-val --name val-x1 && sairbench run --protocol photos-val --self-ensemble 8 --name val-x8
+    sairbench run --protocol photos --name photos
+    python bench/photo_results.py results/photos --val results/val-x1 results/val-x8
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,46 +20,74 @@ from sairbench.io import atomic_write_text
 from sairbench.report import paired_table, render_paired_markdown
 
 PHOTO_MODELS = ("liif@photos", "edsr-wo@photos", "lte@photos")
+BASELINES = ("telea", "navier-stokes", "biharmonic")
+BUCKETS = ("0-20%", "20-40%", "40-60%")
 MARKER = "<!-- written by hand below this line; bench/photo_results.py keeps it -->"
 
 
-def main(run: str) -> None:
-    run = Path(run)
+def read_run(run: Path) -> tuple[pd.DataFrame, dict]:
     per_image = pd.read_parquet(run / "per_image.parquet")
     per_image["psnr_hole"] = per_image["psnr"] + 10 * np.log10(per_image["ratio"])
-    meta = json.loads((run / "meta.json").read_text())
-    rows = ["| model | " + " | ".join(f"PSNR in hole {b}" for b in ("0-20%", "20-40%", "40-60%")) + " | SSIM 20-40% |",
-            "|---|---|---|---|---|"]
+    return per_image, json.loads((run / "meta.json").read_text())
+
+
+def label(model: str, meta: dict) -> str:
+    n = (meta["model_info"].get(model) or {}).get("self_ensemble", 1)
+    return model if n == 1 else f"{model} (x{n})"
+
+
+def bucket_table(per_image: pd.DataFrame, meta: dict, with_all: bool = False) -> list[str]:
+    head = [f"PSNR in hole {b}" for b in BUCKETS] + (["all pairs"] if with_all else ["SSIM 20-40%"])
+    rows = ["| model | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for model, g in per_image.groupby("model", sort=False):
         cells = []
-        for b in ("0-20%", "20-40%", "40-60%"):
+        for b in BUCKETS:
             v = g[g.bucket == b]["psnr_hole"]
             cells.append(f"{v.mean():.2f} ± {1.96 * v.std(ddof=1) / np.sqrt(len(v)):.2f}")
-        cells.append(f"{g[g.bucket == '20-40%']['ssim'].mean():.4f}")
-        rows.append(f"| {model} | " + " | ".join(cells) + " |")
-    # paired differences of PSNR inside the hole equal those of whole-image PSNR (same mask per pair)
-    models = set(per_image.model)
-    pairs = [(a, b) for a in PHOTO_MODELS if a in models
-             for b in ("telea", "navier-stokes", "biharmonic", "liif@photos7k", "liif@photos16k") if b in models and b != a]
+        cells.append(f"**{g['psnr_hole'].mean():.3f}**" if with_all else f"{g[g.bucket == '20-40%']['ssim'].mean():.4f}")
+        rows.append(f"| {label(model, meta)} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def selection(val_runs: list[Path]) -> str:
+    if not val_runs:
+        return ""
+    tables = []
+    for run in val_runs:
+        per_image, meta = read_run(run)
+        tables.append(f"`{run.name}` ({meta['dataset'].get('images')} images):\n\n" + "\n".join(bucket_table(per_image, meta, True)))
+    return ("## Selection on the validation split\n\nProtocol `photos-val` (the non-test photographs of the validation "
+            "packages, never trained on), mean PSNR inside the hole ± 95 % interval; the last column is the selection "
+            "criterion (mean over all pairs).\n\n" + "\n\n".join(tables) + "\n\n")
+
+
+def main(test_run: str, val_runs: list[str]) -> None:
+    run = Path(test_run)
+    per_image, meta = read_run(run)
+    models = list(dict.fromkeys(per_image.model))
+    pairs = [(a, b) for a in PHOTO_MODELS if a in models for b in BASELINES if b in models]
     paired = [render_paired_markdown(paired_table(per_image, "psnr", pairs=[pair]),
-                                     f"PSNR (inside the hole and whole image alike), {pair[0]} - {pair[1]}")
+                                     f"PSNR (inside the hole and whole image alike), {label(pair[0], meta)} - {pair[1]}")
               for pair in pairs]
     info = meta["model_info"].get("liif@photos") or {}
+    n_photos = len({i.split("@")[0] for i in per_image.image})
     generated = f"""# Results on real photographs (issue 14)
 
+Photographs are split by photograph (`sairbench.data.photos.split_of`): a quarter by name hash are
+**test**; of the rest, those of the validation packages are **val** (selection only), the others
+**train**. Checkpoints and inference settings are chosen on val; the test split is only reported.
+
+{selection([Path(v) for v in val_runs])}## Test split
+
 Protocol `photos` ({meta['dataset'].get('images')} test images at {meta['dataset']['size']}x{meta['dataset']['size']}:
-{len(set(per_image.image)) // 4 if len(set(per_image.image)) >= 4 else '?'} test photographs, each whole and as 3 fixed half-scale crops;
-one seeded mask per bucket per image), CPU. `liif@photos` is the shipped photo LIIF
-(step {info.get('checkpoint_step')}, trained on {info.get('train', {}).get('dataset')} crops; docs/checkpoints.md),
-`liif@photos7k` the stage it was fine-tuned from (biharmonic prefill as input, resize-conv upsampling),
-`liif@photos16k` the first photo LIIF (the paper's model: zeros in the hole, transposed convolutions),
-`edsr-wo@photos` the photo EDSR-wo (biharmonic prefill as input), `liif` the built-in faces model. Mean ± 95 % t-interval half width; paired differences with a
-bootstrap 95 % interval and a Wilcoxon p-value over the same images and masks.
+{n_photos} test photographs, each whole and as 3 fixed half-scale crops; one seeded mask per bucket per
+image), CPU. `liif@photos` is the shipped photo LIIF (step {info.get('checkpoint_step')}, self-ensemble
+x{info.get('self_ensemble', 1)}; docs/checkpoints.md). Mean ± 95 % t-interval half width; paired
+differences with a bootstrap 95 % interval and a Wilcoxon p-value over the same images and masks.
 
-    SAIRBENCH_PHOTOS_DIR=runs/photos/corpus sairbench run --protocol photos --name photos
-    python bench/photo_results.py results/photos
+    {' '.join(['python bench/photo_results.py', str(run), *(['--val', *val_runs] if val_runs else [])])}
 
-{chr(10).join(rows)}
+{chr(10).join(bucket_table(per_image, meta))}
 
 """ + "\n\n".join(paired) + "\n"
     doc = Path("docs/results-photos.md")
@@ -66,4 +97,8 @@ bootstrap 95 % interval and a Wilcoxon p-value over the same images and masks.
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "results/photos")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("test_run", nargs="?", default="results/photos")
+    ap.add_argument("--val", nargs="*", default=[], help="photos-val runs (the selection)")
+    a = ap.parse_args()
+    main(a.test_run, a.val)
