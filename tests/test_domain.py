@@ -58,6 +58,7 @@ def test_photo_variants_are_described():
     text = variant_text({"prefill": "smooth", "input_residual": True, "upsample": "resize-conv"})
     assert text == "sees a biharmonic fill of the hole and predicts a correction to it, resize-conv upsampling"
     assert variant_text({}) == "the paper's model"
+    assert variant_text({"self_ensemble": 8}) == "answers as the mean over 8 flips/transposes"
 
 
 def test_checkpoints_record_how_images_were_sampled(tmp_path):

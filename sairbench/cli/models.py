@@ -36,13 +36,15 @@ def models() -> None:
 
 
 def variant_text(recipe: dict) -> str:
-    """How a recipe's model departs from the paper's (prefill, input residual, upsampling)."""
+    """How a recipe's model departs from the paper's (prefill, input residual, upsampling, self-ensemble)."""
     parts = []
     if recipe.get("prefill", "zero") != "zero":
         what = {"smooth": "biharmonic", "pull-push": "pull-push"}.get(recipe["prefill"], recipe["prefill"])
         parts.append(f"sees a {what} fill of the hole" + (" and predicts a correction to it" if recipe.get("input_residual") else ""))
     if recipe.get("upsample", "transposed") != "transposed":
         parts.append(f"{recipe['upsample']} upsampling")
+    if recipe.get("self_ensemble", 1) != 1:
+        parts.append(f"answers as the mean over {recipe['self_ensemble']} flips/transposes")
     return ", ".join(parts) or "the paper's model"
 
 
