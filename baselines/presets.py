@@ -44,7 +44,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                             "input_residual": True, "loss": "l2", "init": "{liif@photos7k}"},
         "photos16k": {"steps": 16000, **T1, **PHOTO, "lr": 3e-4, "init": "{liif}"}}),
     Preset("lte", "app", "lte", None, "LTE decoder on the AppEncoder, no semantics", recipes={
-        "gpu1500": {"steps": 1500, **T1}, "": {"steps": 1200, **T1, **HOLE, "init": "{lte@gpu1500}"}}),
+        "gpu1500": {"steps": 1500, **T1}, "": {"steps": 1200, **T1, **HOLE, "init": "{lte@gpu1500}"},
+        # photographs: the photo LIIF's appearance encoder, a fresh LTE decoder (its input residual is
+        # the bilinear sample of the biharmonic fill), MSE; steps and self-ensemble chosen on validation
+        "photos": {"steps": 8000, **T1, **PHOTO, "lr": 3e-4, **PHOTO_MODEL, "upsample": "resize-conv", "loss": "l2",
+                   "self_ensemble": 8, "init": "{liif@photos-residual}"}}),
     Preset("edsr-wo", "edsr", "liif", None, "LIIF decoder on the EDSR-baseline encoder, no semantics (Tab. 4)",
            recipes={"gpu1500": {"steps": 1500, **T1}, "": {"steps": 2500, **T1, **HOLE, "init": "{edsr-wo@gpu1500}"},
                     "photos": {"steps": 8000, **T1, **PHOTO, "lr": 3e-4, **PHOTO_MODEL, "self_ensemble": 8,
