@@ -6,7 +6,8 @@ differences are the same either way). The hand-written part below MARKER is kept
     export SAIRBENCH_PHOTOS_DIR=runs/photos/corpus   # from `sairbench photos fetch`
     sairbench run --protocol photos-val --name val-x1 && sairbench run --protocol photos-val --self-ensemble 8 --name val-x8
     sairbench run --protocol photos --name photos
-    python bench/photo_results.py results/photos --val results/val-x1 results/val-x8
+    sairbench run --protocol photos --dataset folder --data-root OPENCV_DOC_PHOTOS --name ocv   # once, at the end
+    python bench/photo_results.py results/photos --val results/val-x1 results/val-x8 --check results/ocv
 """
 
 import argparse
@@ -53,23 +54,52 @@ def selection(val_runs: list[Path]) -> str:
     """One table over every validation run, best criterion first (the run folder names the candidate set)."""
     if not val_runs:
         return ""
-    rows = []
+    rows, seen = [], set()
     for run in val_runs:
         per_image, meta = read_run(run)
         for model, g in per_image.groupby("model", sort=False):
+            if label(model, meta) in seen:  # the same model and setting in an earlier run (baselines, x1 stages)
+                continue
+            seen.add(label(model, meta))
             cells = [f"{g[g.bucket == b]['psnr_hole'].mean():.2f}" for b in BUCKETS]
             rows.append((g["psnr_hole"].mean(), f"| {label(model, meta)} | `{run.name}` | " + " | ".join(cells)
                          + f" | **{g['psnr_hole'].mean():.3f}** |"))
     images = meta["dataset"].get("images")
     head = ["| model | run | " + " | ".join(f"PSNR in hole {b}" for b in BUCKETS) + " | all pairs (criterion) |",
             "|---|---|---|---|---|---|"]
-    return ("## Selection on the validation split\n\nProtocol `photos-val` ({images} images: the non-test photographs of "
+    return (f"## Selection on the validation split\n\nProtocol `photos-val` ({images} images: the non-test photographs of "
             "the validation packages, never trained on), mean PSNR inside the hole; the criterion, declared before the "
-            "candidates were evaluated, is the mean over all pairs.\n\n" + "\n".join(head + [r for _, r in sorted(rows, key=lambda t: -t[0])])
+            "candidates were evaluated, is the mean over all pairs. `liif@sN` / `lte@sN`: step N of the run that "
+            "became `liif@photos` / `lte@photos` (docs/checkpoints.md); (xN): self-ensemble.\n\n" + "\n".join(head + [r for _, r in sorted(rows, key=lambda t: -t[0])])
             + "\n\n")
 
 
-def main(test_run: str, val_runs: list[str]) -> None:
+def independent_check(check_run: str | None) -> str:
+    """The reserved opencv-doc photographs: evaluated once at the end, never used for a choice."""
+    if not check_run:
+        return ""
+    per_image, meta = read_run(Path(check_run))
+    models = list(dict.fromkeys(per_image.model))
+    paired = [render_paired_markdown(paired_table(per_image, "psnr", pairs=[(a, b)]),
+                                     f"opencv-doc check, PSNR, {label(a, meta)} - {b}")
+              for a in PHOTO_MODELS if a in models for b in ("telea", "biharmonic") if b in models]
+    return f"""## Independent check: Debian's opencv-doc photographs
+
+{meta['dataset'].get('images')} colour photographs from `opencv-doc` 4.6.0 `examples/data` (HappyFish, aero1, apple, baboon,
+building, butterfly, ela_original, fruits, home, leuvenA, licenseplate_motion, messi5, orange,
+pca_test1, rubberwhale1, smarties, squirrel_cls, stuff; renders, paintings and duplicates left out),
+never trained, tuned or selected on: evaluated once, after every choice was made. Same protocol
+(128x128, seeded masks, whole images only):
+
+    apt-get download opencv-doc && dpkg -x opencv-doc_*.deb x   # copy the 18 files to check/
+    sairbench run --protocol photos --dataset folder --data-root check --name ocv
+
+{chr(10).join(bucket_table(per_image, meta))}
+
+""" + "\n\n".join(paired) + "\n\n"
+
+
+def main(test_run: str, val_runs: list[str], check_run: str | None = None) -> None:
     run = Path(test_run)
     per_image, meta = read_run(run)
     models = list(dict.fromkeys(per_image.model))
@@ -93,11 +123,11 @@ image), CPU. `liif@photos` is the shipped photo LIIF (step {info.get('checkpoint
 x{info.get('self_ensemble', 1)}; docs/checkpoints.md). Mean ± 95 % t-interval half width; paired
 differences with a bootstrap 95 % interval and a Wilcoxon p-value over the same images and masks.
 
-    {' '.join(['python bench/photo_results.py', str(run), *(['--val', *val_runs] if val_runs else [])])}
+    {' '.join(['python bench/photo_results.py', str(run), *(['--val', *val_runs] if val_runs else []), *(['--check', check_run] if check_run else [])])}
 
 {chr(10).join(bucket_table(per_image, meta))}
 
-""" + "\n\n".join(paired) + "\n"
+""" + "\n\n".join(paired) + "\n\n" + independent_check(check_run)
     doc = Path("docs/results-photos.md")
     kept = doc.read_text().split(MARKER, 1)[1] if doc.is_file() and MARKER in doc.read_text() else "\n"
     atomic_write_text(doc, generated + "\n" + MARKER + kept)
@@ -108,5 +138,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("test_run", nargs="?", default="results/photos")
     ap.add_argument("--val", nargs="*", default=[], help="photos-val runs (the selection)")
+    ap.add_argument("--check", help="the run on the reserved opencv-doc photographs")
     a = ap.parse_args()
-    main(a.test_run, a.val)
+    main(a.test_run, a.val, a.check)
