@@ -102,6 +102,15 @@ def test_validation_photographs_come_from_the_validation_packages_alone():
     assert [a == "test" for a in plain] == [b == "test" for b in val] and set(val) == {"test", "val"}
 
 
+def test_the_validation_split_without_the_corpus_says_how_to_get_it(monkeypatch):
+    from sairbench.data import get_dataset
+    from sairbench.errors import SairbenchError
+
+    monkeypatch.delenv("SAIRBENCH_PHOTOS_DIR", raising=False)
+    with pytest.raises(SairbenchError, match="sairbench photos fetch"):
+        get_dataset("photos", split="val", size=32)
+
+
 def test_photos_are_split_by_photograph():
     from sairbench.data import get_dataset
 

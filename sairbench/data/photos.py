@@ -128,6 +128,9 @@ class Photos(ImageDataset):
                 "(pip install scikit-image matplotlib scikit-learn)."
             )
         self._files = found if split == "all" else [f for f in found if split_of(f[0], f[2]) == split]
+        if split == "val" and not self._files:
+            raise SairbenchError("photos: the validation split comes from the Debian photo corpus; fetch it with "
+                                 "`sairbench photos fetch -o DIR` and set SAIRBENCH_PHOTOS_DIR=DIR (or --data-root DIR).")
         self._per = {"train": TRAIN_CROPS, "val": TEST_CROPS, "test": TEST_CROPS, "all": 1}[split]
         self._n = apply_limit(len(self._files) * self._per, limit)
         self._decoded: dict[int, np.ndarray] = {}
