@@ -96,6 +96,13 @@ def test_inpaint_any_photo_and_size(tmp_path, mode):
     known = mask == 0
     ref = np.asarray(Image.open(tmp_path / "in.png").convert("RGB"))
     assert np.array_equal(out[known], ref[known])  # known pixels kept at the input size
+    if mode == "RGB":  # the hole is queried alone, and answers as the whole-image query does there
+        from sairbench.checkpoint import load_model
+
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+        m = torch.from_numpy(mask > 0)[None, None].float()
+        full = load_model(ck).inpaint(x * (1 - m), m, region="all")[0].permute(1, 2, 0).clamp(0, 1).numpy()
+        assert np.abs(out[~known].astype(int) - np.round(full[~known] * 255).astype(int)).max() <= 1
     invoke(["inpaint", str(ck), str(tmp_path / "in.png"), str(tmp_path / "mask.png"), "--out", str(tmp_path / "big.png"),
             "--size", "84x60"])
     assert np.asarray(Image.open(tmp_path / "big.png")).shape == (60, 84, 3)

@@ -103,7 +103,8 @@ def inpaint(
     from sairbench.models.self_ensemble import check_self_ensemble
     from sairbench.registry import create_model
     from sairbench.progress import progress
-    from sairbench.tiling import check_pixels, max_pixels as budget_in_force, parse_pixels, pixel_budget, query_progress
+    from sairbench.tiling import (TILE_ABOVE, check_pixels, max_pixels as budget_in_force, parse_pixels, pixel_budget,
+                                  query_progress)
 
     from sairbench import validate
     from sairbench.cli.common import set_threads
@@ -161,8 +162,11 @@ def inpaint(
             mt = torch.from_numpy(hole).to(dev)[None, None].float()
             kw = {"precision": precision} if getattr(net, "any_size", False) else {}
             oh, ow = out_size or (h, w)
+            work = oh * ow
+            if kw and (oh, ow) == (h, w) and h * w <= TILE_ABOVE:  # known pixels are copied below: query the hole alone
+                kw["region"], work = "hole", int(hole.sum())  # (larger inputs go through the memory-bounded tiles)
             passes = getattr(net, "self_ensemble", 1)  # the self-ensemble answers every pixel n times
-            with progress(oh * ow * passes, f"inpaint {model}", "pixels", console) as bar, query_progress(bar.advance):
+            with progress(work * passes, f"inpaint {model}", "pixels", console) as bar, query_progress(bar.advance):
                 pred = net.inpaint(x, mt, size=out_size, **kw)
             del x, mt
             result = _quantised(pred.cpu())
