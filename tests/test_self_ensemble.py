@@ -91,3 +91,19 @@ def test_train_records_the_inference_setting_in_the_checkpoint():
     assert make_config("liif").model_options() == {}
     with pytest.raises(SairbenchError, match="--self-ensemble 3"):
         make_config("liif", self_ensemble=3)
+
+
+def test_the_report_says_which_models_average(tmp_path, proto):
+    from sairbench.report.settings import describe_self_ensembles
+    from tests.test_cli import _small_checkpoint
+
+    assert describe_self_ensembles([{"model_info": {"telea": {"class": "Telea"}}}]) == ""
+    metas = [{"model_info": {"a": {"self_ensemble": 8}, "b": {}}},
+             {"model_info": {"c": {"self_ensemble": 2}, "a": {"self_ensemble": 8}}}]
+    assert describe_self_ensembles(metas) == "x2 (c); x8 (a)"
+    ck = _small_checkpoint(tmp_path)
+    res = tmp_path / "results"
+    invoke(["run", "--protocol", str(proto), "--results", str(res), "--name", "x4", "--model", "liif@small",
+            "--checkpoint", f"liif@small={ck}", "--self-ensemble", "4"])
+    invoke(["report", str(res / "x4"), "--out", str(tmp_path / "rep")])
+    assert "Self-ensemble (mean over flips/transposes): x4 (liif@small)" in (tmp_path / "rep" / "report.md").read_text()

@@ -199,11 +199,25 @@ def group_footnote(group: RunGroup, summary: pd.DataFrame) -> str:
         parts.append("Conventions: " + (" ".join(str(v) for k, v in conv.items() if k != "ssim_convention")
                                         if isinstance(conv, dict) else str(conv)))
     parts.append("Semantic encoder: " + describe_encoders(group.metas) + ".")
+    averaged = describe_self_ensembles(group.metas)
+    if averaged:
+        parts.append(f"Self-ensemble (mean over flips/transposes): {averaged}; the other models answer once.")
     if "lpips" in set(summary.get("metric", [])):
         status = {m["_run"]: lpips_status(m) for m in group.metas}
         parts.append("LPIPS: " + (next(iter(status.values())) if len(set(status.values())) == 1
                                   else "; ".join(f"{r} {s}" for r, s in status.items())) + ".")
     return " ".join(parts)
+
+
+def describe_self_ensembles(metas: list[dict]) -> str:
+    """``"x8 (liif@photos, lte@photos)"`` from meta.json's ``model_info``; "" when no model averages."""
+    by_n: dict[int, list[str]] = {}
+    for meta in metas:
+        for model, info in (meta.get("model_info") or {}).items():
+            n = (info or {}).get("self_ensemble", 1)
+            if n != 1:
+                by_n.setdefault(int(n), []).append(str(model))
+    return "; ".join(f"x{n} ({', '.join(dict.fromkeys(models))})" for n, models in sorted(by_n.items()))
 
 
 def describe_encoders(metas: list[dict]) -> str:
