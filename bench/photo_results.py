@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from sairbench.io import atomic_write_text
+from sairbench.masks import BUCKETS as MASK_BUCKETS
 from sairbench.report import paired_table, render_paired_markdown
 
 PHOTO_MODELS = ("liif@photos", "edsr-wo@photos", "lte@photos")
 BASELINES = ("telea", "navier-stokes", "biharmonic")
-BUCKETS = ("0-20%", "20-40%", "40-60%")
+BUCKETS = tuple(b for b, _, _ in MASK_BUCKETS)
 MARKER = "<!-- written by hand below this line; bench/photo_results.py keeps it -->"
 
 

@@ -98,10 +98,12 @@ def ship(run_dir: str | Path, name: str, out: str | Path | None = None, checkpoi
     ckpt = load_checkpoint(Path(run_dir) / checkpoint)
     prov = ckpt.setdefault("provenance", {})
     prov.setdefault("machine", machine_description(prov.get("device", "cpu")))  # kept when re-shipping an export
-    ckpt["provenance"]["recipe"] = recipe_command(name) if recipe_of(name) is not None else ""
-    inference = (recipe_of(name) or {}).get("self_ensemble", 1)
-    if inference != 1:  # an inference setting chosen after training (on the validation split): no retraining
-        ckpt["model"]["args"]["args"]["self_ensemble"] = inference
+    recipe = recipe_of(name)
+    ckpt["provenance"]["recipe"] = recipe_command(name) if recipe is not None else ""
+    if (recipe or {}).get("self_ensemble", 1) != 1:  # an inference setting chosen after training: no retraining
+        from sairbench.models.self_ensemble import record_in_spec
+
+        record_in_spec(ckpt["model"]["args"]["args"], recipe["self_ensemble"])
     from sairbench.domain import domain_of_info
 
     dataset = domain_of_info(ckpt)["dataset"] or "synthetic-faces"

@@ -116,8 +116,7 @@ def inpaint(
                              "`sairbench inpaint photo.png mask.png -o out.png`.")
     model, image, mask = (args[0], *map(Path, args[1:])) if len(args) == 3 else (None, *map(Path, args))
     validate.precision(precision)
-    if self_ensemble is not None:
-        check_self_ensemble(self_ensemble)
+    check_self_ensemble(self_ensemble, "--self-ensemble")
     dev = torch.device(validate.device(device))
     set_threads(threads)
     check_out_png(out)
@@ -160,10 +159,11 @@ def inpaint(
                 x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev).float().div_(255)
             x.masked_fill_(torch.from_numpy(hole).to(dev)[None, None], 0.0)  # the model never sees the hole
             mt = torch.from_numpy(hole).to(dev)[None, None].float()
-            kw = {"precision": precision} if getattr(net, "any_size", False) else {}
+            implicit = getattr(net, "any_size", False)
+            kw = {"precision": precision} if implicit else {}
             oh, ow = out_size or (h, w)
             work = oh * ow
-            if kw and (oh, ow) == (h, w) and h * w <= TILE_ABOVE:  # known pixels are copied below: query the hole alone
+            if implicit and (oh, ow) == (h, w) and h * w <= TILE_ABOVE:  # known pixels are copied below: query the hole alone
                 kw["region"], work = "hole", int(hole.sum())  # (larger inputs go through the memory-bounded tiles)
             passes = getattr(net, "self_ensemble", 1)  # the self-ensemble answers every pixel n times
             with progress(work * passes, f"inpaint {model}", "pixels", console) as bar, query_progress(bar.advance):

@@ -15,8 +15,7 @@ app.add_typer(photos_app, name="photos")
 @photos_app.command("fetch")
 def photos_fetch(out: Path = typer.Option(..., "--out", "-o", help="folder for the photographs and index.json"),
                  package: list[str] = typer.Option(None, "--package", help="only these packages (repeatable; default: "
-                                                   "all; the first photo checkpoints saw mate-backgrounds and "
-                                                   "plasma-workspace-wallpapers only)")) -> None:
+                                                   "all)")) -> None:
     """Fetch photographs from Debian packages (apt-get download), check and index them with their
     licences; use them with SAIRBENCH_PHOTOS_DIR=OUT (the `photos` dataset and protocol)."""
     from sairbench.data.photo_corpus import PHOTOS_DIR_ENV, fetch_debian_photos, indexed_photos

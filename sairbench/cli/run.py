@@ -78,8 +78,7 @@ def run(
 
     proto = load_protocol(protocol)
     validate.device(device)
-    if self_ensemble is not None:
-        check_self_ensemble(self_ensemble)
+    check_self_ensemble(self_ensemble, "--self-ensemble")
     set_threads(threads)
     i, n = parse_shard(shard)
     checkpoints: dict[str, str] = {}

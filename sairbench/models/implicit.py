@@ -19,7 +19,7 @@ import torch.nn as nn
 from sairbench.errors import SairbenchError
 from sairbench.inpainter import Inpainter
 from sairbench.models.prefill import PREFILLS, apply_prefill
-from sairbench.models.self_ensemble import check_self_ensemble, ensemble
+from sairbench.models.self_ensemble import check_self_ensemble, ensemble, record_in_spec
 from sairbench.parts import make, register
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -55,7 +55,6 @@ class ImplicitInpainter(nn.Module, Inpainter):
         if prefill != "zero":  # the paper's models keep the spec they always had
             args["prefill"] = prefill
         self.spec = {"name": "implicit-inpainter", "args": args}
-        self.self_ensemble = 1
         self.set_self_ensemble(self_ensemble)
         self.encoder = make(appearance)
         self.decoder = make(decoder)
@@ -63,11 +62,8 @@ class ImplicitInpainter(nn.Module, Inpainter):
 
     def set_self_ensemble(self, n: int) -> None:
         """Answer ``inpaint`` as the mean over ``n`` flips/transposes (1 = off); recorded in the spec."""
+        record_in_spec(self.spec["args"], n)
         self.self_ensemble = check_self_ensemble(n)
-        args = self.spec["args"]
-        args.pop("self_ensemble", None)
-        if n != 1:
-            args["self_ensemble"] = self.self_ensemble
 
     def fresh_when_warm_started(self, spec: dict) -> list[str]:
         """Weights a warm start from the model ``spec`` describes must not copy: a decoder that now

@@ -20,23 +20,32 @@ _TRANSFORMS = [(False, False, False), (False, True, False), (False, False, True)
                (True, False, False), (True, True, False), (True, False, True), (True, True, True)]
 
 
-def check_self_ensemble(n: int) -> int:
-    if isinstance(n, bool) or n not in SELF_ENSEMBLES:
-        raise SairbenchError(f"self-ensemble {n!r}: use one of {', '.join(map(str, SELF_ENSEMBLES))} "
+def check_self_ensemble(n: int | None, what: str = "self-ensemble") -> int | None:
+    """``n`` as an int when it is one of SELF_ENSEMBLES (None passes: not given), else a one-line error."""
+    if n is not None and (isinstance(n, bool) or n not in SELF_ENSEMBLES):
+        raise SairbenchError(f"{what} {n!r}: use one of {', '.join(map(str, SELF_ENSEMBLES))} "
                              "(1 = off, 8 = every flip and transpose).")
-    return int(n)
+    return None if n is None else int(n)
 
 
-def _forward(x: torch.Tensor, transpose: bool, flip_w: bool, flip_h: bool) -> torch.Tensor:
-    if transpose:
-        x = x.transpose(-1, -2)
+def record_in_spec(args: dict, n: int) -> None:
+    """Write ``n`` into an implicit model's spec ``args`` (absent when 1, so other specs stay as they were)."""
+    args.pop("self_ensemble", None)
+    if check_self_ensemble(n) != 1:
+        args["self_ensemble"] = int(n)
+
+
+def _flip(x: torch.Tensor, flip_w: bool, flip_h: bool) -> torch.Tensor:
     dims = [d for d, on in ((-1, flip_w), (-2, flip_h)) if on]
     return x.flip(dims) if dims else x
 
 
+def _forward(x: torch.Tensor, transpose: bool, flip_w: bool, flip_h: bool) -> torch.Tensor:
+    return _flip(x.transpose(-1, -2) if transpose else x, flip_w, flip_h)
+
+
 def _backward(y: torch.Tensor, transpose: bool, flip_w: bool, flip_h: bool) -> torch.Tensor:
-    dims = [d for d, on in ((-1, flip_w), (-2, flip_h)) if on]
-    y = y.flip(dims) if dims else y
+    y = _flip(y, flip_w, flip_h)
     return y.transpose(-1, -2) if transpose else y
 
 

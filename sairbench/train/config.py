@@ -124,14 +124,13 @@ def make_config(model: str, **options: Any) -> TrainConfig:
         raise SairbenchError(f"--hole-fraction {hole}: give a share between 0 and 1.")
     from sairbench.models.encoders import UPSAMPLERS
     from sairbench.models.prefill import PREFILLS
-    from sairbench.models.self_ensemble import SELF_ENSEMBLES
+    from sairbench.models.self_ensemble import check_self_ensemble
 
     if options.get("prefill", "zero") not in PREFILLS:
         raise SairbenchError(f"--prefill {options['prefill']}: use one of {', '.join(PREFILLS)}.")
     if options.get("loss", "l1") not in COLOUR_LOSSES:
         raise SairbenchError(f"--loss {options['loss']}: use one of {', '.join(COLOUR_LOSSES)}.")
-    if options.get("self_ensemble", 1) not in SELF_ENSEMBLES:
-        raise SairbenchError(f"--self-ensemble {options['self_ensemble']}: use one of {', '.join(map(str, SELF_ENSEMBLES))}.")
+    check_self_ensemble(options.get("self_ensemble"), "--self-ensemble")
     if options.get("upsample", "transposed") not in UPSAMPLERS:
         raise SairbenchError(f"--upsample {options['upsample']}: use one of {', '.join(UPSAMPLERS)}.")
     schedule = Schedule.preset(sched_kw.get("schedule", "tiny"), sched_kw.get("steps"), sched_kw.get("batch"),
