@@ -5,8 +5,6 @@ of computing it (the official release precomputes CLIP features of the fixed mas
 from __future__ import annotations
 
 import os
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -15,25 +13,42 @@ from sairbench.errors import SairbenchError
 from sairbench.evaluate import BATCH, CHUNK, load_model_for_run, select_models
 
 
-def build_feature_cache(proto, models: list[str] | None = None, checkpoints: dict[str, str] | None = None,
-                        device: str = "cpu", console=None, **data_options: Any) -> dict[str, int]:
-    """Encode every (image, mask) pair of ``proto`` with the semantic encoder of each requested model
-    that has one; returns {encoder name: pairs encoded}. ``data_options`` as for ``open_protocol_data``."""
+CACHE_HONOURS = frozenset({"dataset", "data_root", "model", "checkpoint", "limit", "size", "per_bucket", "fit",
+                           "mask_dir"})
+
+
+def semantic_branches(opts):
+    """(name, semantic branch) of every requested model that has one; the SIR stage for a sir-miou protocol."""
+    if opts.proto.kind == "sir-miou":
+        from sairbench.probe import load_semantic_branch
+
+        yield "sir", load_semantic_branch(opts.checkpoints)[0]
+        return
+    names, _ = select_models(opts.models, opts.checkpoints)
+    for name in names:
+        branch = getattr(load_model_for_run(name, opts.checkpoints), "semantic", None)
+        if branch is not None:
+            yield name, branch
+
+
+def build_feature_cache(opts, console=None) -> dict[str, int]:
+    """Encode every (image, mask) pair of the job ``opts`` (resolved ``RunOptions``: the same
+    options as the run that will read them) with the semantic encoder of each requested model that
+    has one; returns {encoder key: pairs encoded}."""
     from sairbench.pairs import open_protocol_data
     from sairbench.progress import progress
 
+    opts.refuse_unhonoured(CACHE_HONOURS, "`sairbench cache build`", "it fills the feature cache only")
     if cache_root() is None:
         raise SairbenchError("caching is off ($SAIRBENCH_CACHE_DIR=off); set a cache folder to build one.")
-    data = open_protocol_data(proto, labels=False, **data_options)
-    names, _ = select_models(models or proto.models.names, checkpoints)
+    data = open_protocol_data(opts.proto, mask_dir=opts.mask_dir, labels=False, ds_cfg=opts.ds_cfg)
+    device = opts.device
     old = os.environ.get(FEATURE_CACHE_ENV)
     os.environ[FEATURE_CACHE_ENV] = "1"
     done: dict[str, int] = {}
     try:
-        for name in names:
-            model = load_model_for_run(name, checkpoints)
-            branch = getattr(model, "semantic", None)
-            if branch is None or branch.encoder_key() in done:
+        for name, branch in semantic_branches(opts):
+            if branch.encoder_key() in done:
                 continue
             branch.to(torch.device(device))
             with progress(len(data.pairs), f"cache {name}: {branch.encoder_name}", "pairs", console) as bar:

@@ -273,51 +273,48 @@ def _summarize(pairs, counts, variants, classes, seed: int) -> tuple[pd.DataFram
     return pd.DataFrame(rows), pd.DataFrame(per_class)
 
 
-def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: str | None = None, limit: int | None = None,
-                   mask_dir: str | None = None, results_root: str | os.PathLike = "results", name: str | None = None,
-                   resume: bool = False, device: str = "cpu", progress: bool = True,
-                   checkpoints: dict[str, str] | None = None, console=None, models: list[str] | None = None,
-                   shard: tuple[int, int] = (0, 1), size: int | None = None, fit: str | None = None,
-                   per_bucket: int | None = None) -> Path:
-    """Run the SIR mIoU probe of ``proto`` (kind "sir-miou") and write its results folder; returns it.
+def run_miou_probe(opts, console=None) -> Path:
+    """Run the SIR mIoU probe of ``opts.proto`` (kind "sir-miou"; ``opts``: the job's resolved
+    ``RunOptions``) and write its results folder; returns it.
 
     Writes ``per_image.parquet`` (image, mask, bucket, ratio, model = variant, variant, pixel_acc,
     pixel_acc_hole), ``summary.csv`` / ``summary.parquet`` (model = variant, bucket incl. "all",
     metric "miou" / "miou_hole", mean, ci95, n = images), ``per_class.csv`` (IoU per class) and
-    ``meta.json`` (with the semantic encoder and the mIoU convention). Never overwrites a finished
-    run; with ``resume`` a finished run of the same settings is returned as it is.
+    ``meta.json`` (with the semantic encoder, the mIoU convention, the options and the time of the
+    whole job, one-time work shown apart). Never overwrites a finished run; with ``resume`` a
+    finished run of the same settings is returned as it is.
     """
     from sairbench.pairs import open_protocol_data
     from sairbench.runfolder import RunFolder
 
-    if tuple(shard) != (0, 1):
-        raise SairbenchError("the sir-miou probe runs in one process; drop --shard.")
+    proto, checkpoints, models = opts.proto, opts.checkpoints, opts.models
     if models and list(models) != ["sir"]:
         raise SairbenchError(f"the sir-miou probe evaluates the SIR stage only, not {models}; drop --model "
                              "(give another SIR with --checkpoint sir=PATH).")
 
     branch, ckpt, ckpt_path = load_semantic_branch(checkpoints)
-    proto = proto.with_per_bucket(per_bucket)
-    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size,
-                                                             fit=fit)
+    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, mask_dir=opts.mask_dir, ds_cfg=opts.ds_cfg)
     classes = list(getattr(ds, "classes", []) or [])
     if not classes:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no class labels; the mIoU probe needs a labelled dataset "
                              "(synthetic-faces, celeba-hq, ade20k).")
+    t0 = time.perf_counter()
     class_emb = _class_embeddings(branch, classes)
+    opts.one_time["class_embeddings"] = time.perf_counter() - t0
+    opts.one_time["model_data_and_masks"] = opts.elapsed() - sum(opts.one_time.values())
     variants = variant_names(branch)
 
     settings = {"protocol": proto.to_dict(), "dataset": ds_cfg, "masks": mask_desc, "checkpoint": ckpt_path}
-    folder = RunFolder.create(results_root, validate.folder_name("--name", name or f"{proto.name}_{ds_cfg['name']}"),
-                              settings, resume)
-    if resume and folder.is_finished():
+    folder = RunFolder.create(opts.results, validate.folder_name("--name", opts.name or f"{proto.name}_{ds_cfg['name']}"),
+                              settings, opts.resume)
+    if opts.resume and folder.is_finished():
         return folder.path
-    t_start = time.perf_counter()
+    folder.record_options(opts.record())
 
-    dev = torch.device(device)
+    dev = torch.device(opts.device)
     branch.to(dev)
     torch.manual_seed(proto.seed)
-    if progress and console is not None:
+    if opts.progress and console is not None:
         console.print(f"{proto.name}: {' vs '.join(variants)} on {len(pairs)} masked images "
                       f"(semantic encoder {branch.encoder_name})")
     rows, counts = _probe_pairs(branch, ds, masks, pairs, class_emb, len(classes), variants, dev)
@@ -341,5 +338,5 @@ def run_miou_probe(proto: Protocol, *, dataset: str | None = None, data_root: st
         "conventions": {"miou": MIOU_CONVENTION, "similarity": "cosine (embeddings and class embeddings L2-normalised), argmax over classes",
                         "pixel_acc": "correct / labelled pixels (label != 255) of the image; pixel_acc_hole: of its hole"},
     }
-    folder.write_meta(meta, str(dev), elapsed_s=time.perf_counter() - t_start)
+    folder.write_meta(meta, str(dev), elapsed_s=folder.add_elapsed(opts.elapsed(), opts.one_time))
     return folder.path

@@ -24,7 +24,30 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parents[1] / "protocols")
-KINDS = ("inpainting", "sir-miou")
+
+
+@dataclass(frozen=True)
+class ProtocolKind:
+    """What a protocol's ``kind`` runs: ``runner`` ("module:function", called with the job's
+    resolved ``RunOptions`` and a console) and the run options it honours (None: every one); an
+    option the user set that a kind does not honour is refused in one line, saying ``why_not``."""
+
+    name: str
+    runner: str
+    description: str
+    honours: frozenset[str] | None = None
+    why_not: str = ""
+
+
+KINDS: dict[str, ProtocolKind] = {k.name: k for k in (
+    ProtocolKind("inpainting", "sairbench.run:run_inpainting",
+                 "every model x image x mask, scored per image and summarised by hole-ratio bucket"),
+    ProtocolKind("sir-miou", "sairbench.probe:run_miou_probe",
+                 "mIoU of the semantic encoder upsampled naively vs encoder + SIR (paper Table 6 left)",
+                 honours=frozenset({"dataset", "data_root", "model", "checkpoint", "limit", "size", "per_bucket", "fit",
+                                    "mask_dir", "name", "results", "resume", "train_missing"}),
+                 why_not="the probe scores the SIR stage's embeddings in one process; no inpainting model answers"),
+)}
 
 
 class _Section:
@@ -62,9 +85,19 @@ class MasksSection(_Section):
     folder: str | None = None
 
 
+def _default_metric_names(kind: str = "inpainting") -> list[str]:
+    from sairbench.metrics.registry import default_metrics
+
+    return default_metrics(kind)
+
+
 @dataclass
 class MetricsSection(_Section):
-    names: list[str] = field(default_factory=lambda: ["psnr", "ssim", "l1", "lpips"])
+    """Unset names are the metric registry's defaults for the protocol's kind
+    (``sairbench.metrics.default_metrics``: psnr, ssim, l1, lpips for inpainting, miou for
+    sir-miou); :func:`load_protocol` refuses a name the registry has not for that kind."""
+
+    names: list[str] = field(default_factory=_default_metric_names)
     ssim: str = "skimage"
 
 
@@ -179,6 +212,21 @@ def load_protocol(name_or_path: str) -> Protocol:
         raise SairbenchError(f"{path}: missing 'name'; add name = \"{path.stem}\".")
     _checked(Protocol, data, "", path)
     if data.get("kind", "inpainting") not in KINDS:
-        raise SairbenchError(f"{path}: kind = {data['kind']!r} is not one of {', '.join(KINDS)}.")
+        raise SairbenchError(f"{path}: kind = {data['kind']!r} is not one of {', '.join(KINDS)}; fix 'kind'.")
     sections = {key: cls(**_checked(cls, data.get(key, {}), f"{key}.", path)) for key, cls in SECTIONS.items()}
+    kind = data.get("kind", "inpainting")
+    if "names" not in data.get("metrics", {}):
+        sections["metrics"] = replace(sections["metrics"], names=_default_metric_names(kind))
+    _check_metrics(sections["metrics"], kind, path)
     return Protocol(**{**data, **sections, "source": str(path)})
+
+
+def _check_metrics(metrics: MetricsSection, kind: str, path: Path) -> None:
+    """SairbenchError unless every metric name is one of the registry's for ``kind`` and the SSIM
+    convention is known."""
+    from sairbench.metrics.conventions import SSIM_CONVENTIONS
+    from sairbench.metrics.registry import check_metric_names
+
+    check_metric_names(metrics.names, kind, f"{path}: 'metrics.names': ")
+    if metrics.ssim not in SSIM_CONVENTIONS:
+        raise SairbenchError(f"{path}: 'metrics.ssim' = {metrics.ssim!r} is not one of {', '.join(SSIM_CONVENTIONS)}.")

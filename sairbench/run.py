@@ -1,7 +1,8 @@
 """``sairbench run``: a protocol's images x masks through every model, scored per image.
 
-Protocol kinds are one table (:data:`PROTOCOL_KINDS`): ``inpainting`` (Tables 1, 2, 4, 6 right)
-and ``sir-miou`` (the mIoU probe, ``sairbench.probe``). Per-image rows are written in parts under
+Protocol kinds are one table (``sairbench.protocol.KINDS``): ``inpainting`` (Tables 1, 2, 4, 6
+right, :func:`run_inpainting`) and ``sir-miou`` (the mIoU probe, ``sairbench.probe``); each takes
+the job's resolved :class:`~sairbench.options.RunOptions` whole. Per-image rows are written in parts under
 ``<run>/parts/`` as they are produced (``sairbench.runfolder``), so an interrupted run resumes
 where it stopped and shards of one run share a folder; the last step merges them into
 ``per_image.parquet``, summarises them by bucket (mean and 95 % CI) and writes ``meta.json``.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,31 @@ from sairbench.errors import SairbenchError
 from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_model_for_run, model_info,
                                 score_items, select_models, sort_rows, summarize)
 from sairbench.pairs import ProtocolData, build_masks, build_pairs, open_dataset, open_protocol_data
-from sairbench.models.self_ensemble import check_self_ensemble
+from sairbench.options import RunOptions
 from sairbench.protocol import Protocol
 from sairbench.runfolder import RunFolder, lpips_status
 
 
-def run_protocol(proto: Protocol, **options) -> Path:
-    """Run ``proto`` with the runner of its kind and write its results folder; returns the folder."""
-    from sairbench.probe import run_miou_probe
+def run_protocol(opts: RunOptions, console=None) -> Path:
+    """Run ``opts`` (resolved here when it is not yet) with the runner of its protocol's kind and
+    write its results folder; returns the folder. Options the kind cannot honour are refused first."""
+    import importlib
 
-    kinds = {"inpainting": run_inpainting, "sir-miou": run_miou_probe}
-    return kinds[proto.kind](proto, **options)
+    from sairbench.protocol import KINDS
+
+    if not opts.is_resolved:
+        opts = opts.resolve()
+    kind = KINDS[opts.proto.kind]
+    opts.refuse_unhonoured(kind.honours, f"a {kind.name} protocol", kind.why_not)
+    if opts.train_missing:
+        from sairbench.shipped import train_missing_models
+
+        t0 = time.perf_counter()
+        trained = train_missing_models(opts.models, device=opts.device)
+        opts = replace(opts, checkpoints={**trained, **opts.checkpoints})
+        opts.one_time["train_missing"] = time.perf_counter() - t0
+    module, _, function = kind.runner.partition(":")
+    return getattr(importlib.import_module(module), function)(opts, console)
 
 
 def expected_parts(names, n_pairs: int) -> list[tuple[str, int]]:
@@ -40,40 +55,32 @@ def expected_parts(names, n_pairs: int) -> list[tuple[str, int]]:
     return [(m, c) for m in names for c in range(0, n_pairs, CHUNK)]
 
 
-def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: str | None = None,
-                   models: list[str] | None = None, limit: int | None = None, mask_dir: str | None = None,
-                   results_root: str | os.PathLike = "results", name: str | None = None, resume: bool = False,
-                   device: str = "cpu", progress: bool = True, checkpoints: dict[str, str] | None = None,
-                   shard: tuple[int, int] = (0, 1), console=None, size: int | None = None, fit: str | None = None,
-                   per_bucket: int | None = None, self_ensemble: int | None = None) -> Path:
-    """Every model x pair of an inpainting protocol (a shard of them with ``shard`` = (i, n), 0-based).
-
-    ``size``, ``fit``, ``limit`` and ``per_bucket`` override the protocol's and the dataset's defaults;
-    ``self_ensemble`` the implicit models' own (``ImplicitInpainter.set_self_ensemble``)."""
+def run_inpainting(opts: RunOptions, console=None) -> Path:
+    """Every model x pair of an inpainting protocol (the shard ``opts.shard`` of them)."""
     from sairbench.metrics import default_lpips_scorer
     from sairbench.progress import progress as track
 
-    t_start = time.perf_counter()
-    proto = proto.with_per_bucket(per_bucket)
-    data = open_protocol_data(proto, dataset, data_root, limit, mask_dir, size=size, fit=fit,
-                              labels=False)  # inpainting models and metrics need no label maps
-    names, skipped = select_models(models or proto.models.names, checkpoints)
+    proto, checkpoints, shard = opts.proto, opts.checkpoints, opts.shard_index
+    data = open_protocol_data(proto, mask_dir=opts.mask_dir, labels=False, ds_cfg=opts.ds_cfg)  # inpainting needs no label maps
+    names, skipped = select_models(opts.models, checkpoints)
     check_models(names, skipped, proto.name)
     settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
                 "checkpoints": checkpoints or {}}
-    if self_ensemble is not None:
-        settings["self_ensemble"] = check_self_ensemble(self_ensemble)
-    folder = RunFolder.create(results_root, validate.folder_name("--name", name or f"{proto.name}_{data.ds_cfg['name']}"),
-                              settings, resume or shard[1] > 1)  # the shards of one run share its folder
+    if opts.self_ensemble is not None:
+        settings["self_ensemble"] = opts.self_ensemble
+    folder = RunFolder.create(opts.results, validate.folder_name("--name", opts.name or f"{proto.name}_{data.ds_cfg['name']}"),
+                              settings, opts.resume or shard[1] > 1)  # the shards of one run share its folder
     folder.record_skipped(skipped)
+    folder.record_options(opts.record())
+    opts.one_time["data_and_masks"] = opts.elapsed() - opts.one_time.get("train_missing", 0.0)
 
     metrics = list(proto.metrics.names)
-    lpips_scorer = default_lpips_scorer(device) if "lpips" in metrics else None
-    dev = torch.device(device)
+    lpips_scorer = default_lpips_scorer(opts.device) if "lpips" in metrics else None
+    dev = torch.device(opts.device)
     chunks = expected_parts(names, len(data.pairs))[shard[0]::shard[1]]
     n_items = sum(min(CHUNK, len(data.pairs) - c) for _, c in chunks)
     with track(n_items, f"{proto.name}: {len(names)} models x {len(data.pairs)} pairs", "pairs", console,
-               progress) as bar:
+               opts.progress) as bar:
         loaded: dict[str, Any] = {}
         for model_name, c in chunks:
             n = min(CHUNK, len(data.pairs) - c)
@@ -82,7 +89,7 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
                 continue
             if model_name not in loaded:
                 loaded.clear()
-                model = load_model_for_run(model_name, checkpoints, self_ensemble)
+                model = load_model_for_run(model_name, checkpoints, opts.self_ensemble)
                 model.to(dev)
                 loaded[model_name] = model
                 folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"]), name=model_name))
@@ -94,7 +101,7 @@ def run_inpainting(proto: Protocol, *, dataset: str | None = None, data_root: st
             folder.write_part(model_name, c, df)
             bar.advance(n)
 
-    total_s = folder.add_elapsed(time.perf_counter() - t_start)
+    total_s = folder.add_elapsed(opts.elapsed(), opts.one_time)
     if not set(expected_parts(names, len(data.pairs))) <= set(folder.parts()):
         return folder.path  # a shard: merge with `sairbench merge` once every shard is done
     return finalize_run(folder, proto, names, data, lpips_scorer, str(dev), elapsed_s=total_s)

@@ -174,11 +174,29 @@ class RunFolder:
         """The time of every invocation that wrote into this folder, in seconds."""
         return self._read_json("elapsed.json", [])
 
-    def add_elapsed(self, seconds: float) -> float:
-        """Add one invocation's time; returns the total over every invocation of this run."""
+    def add_elapsed(self, seconds: float, one_time: dict[str, float] | None = None) -> float:
+        """Add one invocation's whole time, and the part of it spent on ``one_time`` work (model
+        training, text embeddings, dataset and mask set up; summed per kind over invocations);
+        returns the total over every invocation of this run."""
         times = self.elapsed() + [round(float(seconds), 3)]
         atomic_write_text(self.path / "elapsed.json", json.dumps(times))
+        if one_time:
+            done = self.one_time()
+            for k, v in one_time.items():
+                done[k] = round(done.get(k, 0.0) + float(v), 3)
+            atomic_write_text(self.path / "one_time.json", json.dumps(done))
         return float(sum(times))
+
+    def one_time(self) -> dict[str, float]:
+        """Seconds of one-time work by kind, over every invocation (see :meth:`add_elapsed`)."""
+        return self._read_json("one_time.json", {})
+
+    def record_options(self, options: dict[str, Any]) -> None:
+        """The job's options with their sources (``RunOptions.record``); meta.json repeats them."""
+        atomic_write_text(self.path / "options.json", json.dumps(options, indent=2, default=str))
+
+    def options(self) -> dict[str, Any]:
+        return self._read_json("options.json", {})
 
     # -- results -------------------------------------------------------------------------------
     def write_tables(self, per_image: pd.DataFrame, summary: pd.DataFrame) -> None:
@@ -190,7 +208,8 @@ class RunFolder:
 
     def write_meta(self, meta: dict[str, Any], device: str, elapsed_s: float | None) -> None:
         """meta.json: ``meta`` plus package versions, device, elapsed time and creation time."""
-        full = {**meta, "versions": package_versions(), "device": device, "elapsed_s": elapsed_s, "created": now_utc()}
+        full = {**meta, "options": self.options(), "versions": package_versions(), "device": device,
+                "elapsed_s": elapsed_s, "elapsed_one_time_s": self.one_time(), "created": now_utc()}
         atomic_write_text(self.path / "meta.json", json.dumps(full, indent=2, default=str))
 
     def is_finished(self) -> bool:

@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 
 from sairbench.cli.common import app, console, print_summary, set_threads
-from sairbench.errors import SairbenchError
+from sairbench.cli.flags import record_command
+from sairbench.options import RunOptions, parse_shard
 
 
 EVAL_HELP = (
@@ -21,82 +22,21 @@ EVAL_HELP = (
 )
 
 
-def parse_checkpoints(items: Optional[List[str]]) -> dict[str, str]:
-    """``--checkpoint NAME=PATH`` options as {name: path}; each a one-line error when malformed."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, path = item.partition("=")
-        if not sep or not key or not Path(path).is_file():
-            raise SairbenchError(f"--checkpoint '{item}' is not NAME=PATH of an existing file (e.g. sair=runs/sair/last.pt).")
-        out[key] = path
-    return out
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``'i/n'`` with 1 <= i <= n (1-based, like Jest and Playwright) -> (i, n)."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise SairbenchError(f"--shard '{text}' is not i/n (e.g. 1/2 and 2/2 for two shards).") from None
-    if i == 0 and n > 0:
-        raise SairbenchError(f"--shard {text}: shards are numbered from 1; use 1/{n} .. {n}/{n}.")
-    if not 1 <= i <= n:
-        raise SairbenchError(f"--shard '{text}' needs 1 <= i <= n (e.g. 1/2 and 2/2 for two shards).")
-    return i, n
-
-
 @app.command()
-def run(
-    protocol: str = typer.Option("liu2018-masks", help="protocol name (protocols/NAME.toml) or path"),
-    dataset: Optional[str] = typer.Option(None, help="override the protocol's dataset (synthetic-faces, celeba-hq, ade20k, folder, photos)"),
-    data_root: Optional[str] = typer.Option(None, help="dataset folder in its official layout"),
-    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="models to run (repeatable); default: the protocol's"),
-    limit: Optional[int] = typer.Option(None, help="number of test images (default: the dataset's: 100 built-in, the whole test split of celeba-hq/ade20k)"),
-    size: Optional[int] = typer.Option(None, help="evaluation size (default: the dataset's: 64 built-in, 256 celeba-hq/ade20k)"),
-    per_bucket: Optional[int] = typer.Option(None, help="masks per hole-ratio bucket (default: the protocol's)"),
-    fit: Optional[str] = typer.Option(None, help="non-square images: center-crop or resize (default: the dataset's)"),
-    mask_dir: Optional[str] = typer.Option(None, help="Liu et al. 2018 irregular mask folder"),
-    name: Optional[str] = typer.Option(None, help="results folder name under results/"),
-    results: str = typer.Option("results", help="results root folder"),
-    resume: bool = typer.Option(False, help="continue an interrupted run of the same name, skipping finished rows"),
-    shard: str = typer.Option("1/1", help="i/n: run the i-th of n shards, 1-based; shards of one run share its folder"),
-    train_missing: bool = typer.Option(False, help="train models whose checkpoint is missing, with the recorded commands"),
-    checkpoint: Optional[List[str]] = typer.Option(None, help="NAME=PATH: evaluate model NAME from this checkpoint; "
-                                                   "NAME may be a variant like sair@step1500 (repeatable)"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: the cores this process may use; give 1 "
-                                          "to each of several commands run side by side)"),
-    self_ensemble: Optional[int] = typer.Option(None, help="implicit models answer as the mean over 1 (off), 2, 4 or 8 "
-                                                "flips/transposes (default: each model's own; the photo models use 8)"),
-) -> None:
+@record_command(RunOptions, "run")
+def run(opts: RunOptions, given: set[str]) -> None:
     """Run a protocol: every model x image x mask, scored per image, summarised by bucket."""
-    from sairbench.models.self_ensemble import check_self_ensemble
     from sairbench.run import run_protocol
-    from sairbench.protocol import load_protocol
 
-    from sairbench import validate
-
-    proto = load_protocol(protocol)
-    validate.device(device)
-    check_self_ensemble(self_ensemble, "--self-ensemble")
-    set_threads(threads)
-    i, n = parse_shard(shard)
-    checkpoints: dict[str, str] = {}
-    if train_missing:
-        from sairbench.shipped import train_missing_models
-
-        checkpoints.update(train_missing_models(model or proto.models.get("names", ["available"]), device=device))
-    checkpoints.update(parse_checkpoints(checkpoint))
-    out = run_protocol(proto, dataset=dataset, data_root=data_root, models=model, limit=limit, mask_dir=mask_dir,
-                       results_root=results, name=name, resume=resume, device=device, shard=(i - 1, n),
-                       size=size, fit=fit, per_bucket=per_bucket, self_ensemble=self_ensemble,
-                       checkpoints=checkpoints or None, console=console)
+    set_threads(opts.threads)
+    out = run_protocol(opts.resolve(given), console=console)
     if (out / "summary.csv").is_file():
-        print_summary(out, f"{proto.name} — {out}")
+        print_summary(out, f"{opts.protocol} — {out}")
         meta = json.loads((out / "meta.json").read_text())
         if meta.get("skipped_models"):
             console.print(f"skipped (not available here): {', '.join(meta['skipped_models'])}")
     else:
+        i, n = parse_shard(opts.shard)
         console.print(f"shard {i}/{n} written to {out}; run the other shards with the same options (they share "
                       f"this folder; the last one to finish writes the tables), or `sairbench merge {out}`.")
 
