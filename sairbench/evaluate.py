@@ -151,7 +151,24 @@ def model_info(model, evaluated_at: int | None = None, name: str | None = None) 
         info["self_ensemble"] = model.self_ensemble
     sem = getattr(model, "semantic", None)
     info["semantic_encoder"] = getattr(sem, "encoder_name", None) if sem is not None else None
+    weights = external_weights(model)
+    if weights:
+        info["external_weights"] = weights
     return info
+
+
+def external_weights(model) -> dict[str, Any]:
+    """The weights files a model reads from outside its checkpoint (CLIP, SAM): per encoder its file,
+    digest and, when ``$SAIRBENCH_ALLOW_WEIGHT_MISMATCH=1`` let other weights in, the override."""
+    found: dict[str, Any] = {}
+    modules = model.modules() if hasattr(model, "modules") else []
+    for module in modules:
+        digest = getattr(module, "weights_sha256", None)
+        if digest is not None and hasattr(module, "spec_args"):  # CLIP, SAM: weights not in the checkpoint
+            found[getattr(module, "name", type(module).__name__)] = {
+                "file": getattr(module, "weights_file", None), "sha256": digest,
+                "override": getattr(module, "weights_override", None)}
+    return found
 
 
 def check_models(names: list[str], skipped: dict[str, str], protocol: str) -> None:

@@ -33,7 +33,7 @@ def flag(default: Any, help: str, *decls: str, jobs: tuple[str, ...] = ("run", "
 class RunOptions:
     """One evaluation job's options; None means "not given" until :meth:`resolve` fills it."""
 
-    protocol: str = flag("liu2018-masks", "protocol name (protocols/NAME.toml) or path")
+    protocol: str = flag("liu2018-masks", "protocol name (protocols/NAME.toml) or path")  # (library: or a Protocol)
     dataset: Optional[str] = flag(None, "override the protocol's dataset (synthetic-faces, celeba-hq, ade20k, folder, "
                                         "photos)")
     data_root: Optional[str] = flag(None, "dataset folder in its official layout")
@@ -97,7 +97,7 @@ class RunOptions:
         from sairbench import validate
         from sairbench.models.self_ensemble import check_self_ensemble
         from sairbench.pairs import dataset_settings
-        from sairbench.protocol import load_protocol
+        from sairbench.protocol import Protocol, load_protocol
 
         started = time.perf_counter()
         if given is None:
@@ -115,7 +115,7 @@ class RunOptions:
         self.shard_index  # noqa: B018  (validates --shard)
         if self.name is not None:
             validate.folder_name("--name", self.name)
-        proto = load_protocol(self.protocol)
+        proto = self.protocol if isinstance(self.protocol, Protocol) else load_protocol(self.protocol)
         if self.per_bucket is None and proto.masks.per_bucket is not None:
             sources["per_bucket"] = "protocol"
         proto = proto.with_per_bucket(self.per_bucket)
@@ -169,7 +169,8 @@ class RunOptions:
         out = {}
         for f in fields(self):
             if "jobs" in f.metadata and f.name in self.sources:
-                out[f.name] = {"value": getattr(self, f.name), "source": self.sources[f.name]}
+                value = self.proto.name if f.name == "protocol" else getattr(self, f.name)
+                out[f.name] = {"value": value, "source": self.sources[f.name]}
         return out
 
 

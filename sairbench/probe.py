@@ -284,6 +284,7 @@ def run_miou_probe(opts, console=None) -> Path:
     whole job, one-time work shown apart). Never overwrites a finished run; with ``resume`` a
     finished run of the same settings is returned as it is.
     """
+    from sairbench.evaluate import external_weights
     from sairbench.pairs import open_protocol_data
     from sairbench.runfolder import RunFolder
 
@@ -331,6 +332,7 @@ def run_miou_probe(opts, console=None) -> Path:
         "variants": {variants[0]: "masked-image embedding bilinearly upsampled to the image size (MaskCLIP)",
                      variants[1]: "SIR embedding at every pixel centre"},
         "semantic_encoder": {v: branch.encoder_name for v in variants},
+        "external_weights": external_weights(branch),
         "checkpoint": {"path": ckpt_path, "name": ckpt["model"].get("name"), "size": ckpt["model"].get("size"),
                        "step": info.get("step"), "train": info.get("train"),
                        "commit": (info.get("provenance") or {}).get("commit")},

@@ -37,6 +37,8 @@ def run_protocol(opts: RunOptions, console=None) -> Path:
 
     if not opts.is_resolved:
         opts = opts.resolve()
+    if opts.proto.kind not in KINDS:
+        raise SairbenchError(f"protocol '{opts.proto.name}': kind {opts.proto.kind!r} is not one of {', '.join(KINDS)}.")
     kind = KINDS[opts.proto.kind]
     opts.refuse_unhonoured(kind.honours, f"a {kind.name} protocol", kind.why_not)
     if opts.train_missing:

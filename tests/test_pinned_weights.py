@@ -81,3 +81,44 @@ def test_lpips_weights_are_pinned_in_meta(tmp_path):
     torch.save(sd, path)
     status = lpips_status(LPIPSScorer(backbone_weights=path))
     assert status["available"] and status["vgg16_file"] == str(path) and len(status["vgg16_sha256"]) == 64
+
+
+def _sir_on(clip_file, tmp_path, monkeypatch) -> str:
+    monkeypatch.delenv(ENV_CLIP_WEIGHTS, raising=False)
+    invoke(["train", "sir", "--semantic-encoder", "clip", "--clip-weights", str(clip_file), *TINY,
+            "--out", str(tmp_path / "sir")])
+    return str(tmp_path / "sir" / "last.pt")
+
+
+def test_train_clip_weights_flag_beats_the_environment_in_every_stage(tmp_path, two_clip_files, monkeypatch):
+    a, b = two_clip_files
+    sir = _sir_on(a, tmp_path, monkeypatch)
+    # stage 2 with the flag alone: the flag is used (not "CLIP weights are not set")
+    invoke(["train", "sair", "--sir-checkpoint", sir, "--clip-weights", str(a), *TINY, "--out", str(tmp_path / "x")])
+    # the flag wins over the environment: env b, flag a -> the SIR's own weights, no mismatch
+    monkeypatch.setenv(ENV_CLIP_WEIGHTS, str(b))
+    invoke(["train", "sair", "--sir-checkpoint", sir, "--clip-weights", str(a), *TINY, "--out", str(tmp_path / "y")])
+    ckpt = load_checkpoint(tmp_path / "y" / "last.pt")
+    assert ckpt["model"]["args"]["args"]["semantic"]["args"]["encoder"]["args"]["weights_file"] == "clip-a.pt"
+    assert ckpt["train"]["sources"]["clip_weights"] == "flag" and ckpt["train"]["sources"]["size"] == "checkpoint"
+    # and the other way round: env a, flag b -> b is what the encoder is built on (refused: not the SIR's)
+    monkeypatch.setenv(ENV_CLIP_WEIGHTS, str(a))
+    with pytest.raises(SairbenchError, match="clip-b.pt has weights sha256"):
+        invoke(["train", "sair", "--sir-checkpoint", sir, "--clip-weights", str(b), *TINY, "--out", str(tmp_path / "z")])
+
+
+def test_weight_mismatch_override_and_digests_are_in_meta(tmp_path, two_clip_files, monkeypatch):
+    import json
+
+    a, b = two_clip_files
+    sir = _sir_on(a, tmp_path, monkeypatch)
+    invoke(["train", "sair", "--sir-checkpoint", sir, "--clip-weights", str(a), *TINY, "--out", str(tmp_path / "sair")])
+    monkeypatch.setenv(ENV_CLIP_WEIGHTS, str(b))
+    monkeypatch.setenv(ENV_ALLOW_MISMATCH, "1")
+    invoke(["run", "-m", "sair", "--checkpoint", f"sair={tmp_path / 'sair' / 'last.pt'}", "--limit", "1",
+            "--per-bucket", "1", "--size", "32", "--threads", "1", "--results", str(tmp_path / "res"), "--name", "r"])
+    meta = json.loads((tmp_path / "res" / "r" / "meta.json").read_text())
+    (weights,) = meta["model_info"]["sair"]["external_weights"].values()
+    digest_a = DenseCLIPEncoder(pretrained=str(a)).weights_sha256
+    assert weights["file"] == "clip-b.pt" and weights["override"]["expected_sha256"] == digest_a
+    assert weights["override"]["used_sha256"] == weights["sha256"] != digest_a

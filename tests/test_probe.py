@@ -14,6 +14,7 @@ import torch.nn as nn
 from sairbench.data import CELEBAMASK_CLASSES
 from sairbench.errors import SairbenchError
 from sairbench.models import make
+from sairbench.options import RunOptions
 from sairbench.probe import bootstrap_miou_ci95, class_counts, miou, segment
 from sairbench.protocol import Protocol, load_protocol
 
@@ -152,8 +153,11 @@ def sir_checkpoint(tmp_path):
 def test_run_miou_probe_end_to_end(tmp_path, sir_checkpoint):
     from sairbench.run import run_protocol
 
-    out = run_protocol(_tiny_protocol(), results_root=tmp_path / "results", progress=False,
-                       checkpoints={"sir": str(sir_checkpoint)})
+    def job():
+        return RunOptions(protocol=_tiny_protocol(), results=str(tmp_path / "results"),
+                          checkpoint=[f"sir={sir_checkpoint}"]).resolve(progress=False)
+
+    out = run_protocol(job())
     for f in ("per_image.parquet", "summary.csv", "meta.json", "run.json"):
         assert (out / f).is_file(), f
     summary = pd.read_csv(out / "summary.csv")
@@ -174,8 +178,7 @@ def test_run_miou_probe_end_to_end(tmp_path, sir_checkpoint):
     assert "nanmean" in meta["conventions"]["miou"]
     assert meta["masks"]["source"] == "generated"
     # a second run never overwrites the first
-    again = run_protocol(_tiny_protocol(), results_root=tmp_path / "results", progress=False,
-                         checkpoints={"sir": str(sir_checkpoint)})
+    again = run_protocol(job())
     assert again != out and again.name.endswith("-2")
     pd.testing.assert_frame_equal(pd.read_csv(again / "summary.csv"), summary)
 
@@ -186,7 +189,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "shipped_path", lambda *a, **k: tmp_path / "sir-tiny-synthetic-faces.safetensors")
     with pytest.raises(SairbenchError, match=r"sairbench train semantic.*sairbench train sir.*--train-missing"):
-        run_miou_probe(_tiny_protocol(), results_root=tmp_path / "results", progress=False)
+        run_miou_probe(RunOptions(protocol=_tiny_protocol(), results=str(tmp_path / "results")).resolve(progress=False))
     assert not (tmp_path / "results").exists()
 
 

@@ -8,55 +8,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from tests.helpers import invoke
-
-
-def _rgb(path: Path, h: int, w: int, seed: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
-
-
-def _gray(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array.astype(np.uint8)).save(path)
+from tests.helpers import ade20k_tree, celeba_tree, invoke, liu2018_masks
 
 
 @pytest.fixture
 def celeba(tmp_path) -> Path:
-    root = tmp_path / "CelebAMask-HQ"
-    for i in (0, 1, 25000, 25001):  # two train, two test images (the paper's 25k/5k rule)
-        _rgb(root / "CelebA-HQ-img" / f"{i}.jpg", 64, 64, seed=i)
-        skin = np.zeros((32, 32), np.uint8)
-        skin[4:28, 4:28] = 255
-        _gray(root / "CelebAMask-HQ-mask-anno" / str(i // 2000) / f"{i:05d}_skin.png", skin)
-    return root
+    return celeba_tree(tmp_path / "CelebAMask-HQ")
 
 
 @pytest.fixture
 def ade(tmp_path) -> Path:
-    root = tmp_path / "ADEChallengeData2016"
-    for split, names in (("training", ["ADE_train_00000001"]), ("validation", ["ADE_val_00000001", "ADE_val_00000002"])):
-        for k, n in enumerate(names):
-            _rgb(root / "images" / split / f"{n}.jpg", 48, 64, seed=k)  # 4:3, as ADE20K's photos
-            _gray(root / "annotations" / split / f"{n}.png", np.full((48, 64), 3 + k))
-    return root
+    return ade20k_tree(tmp_path / "ADEChallengeData2016")
 
 
 @pytest.fixture
 def liu_masks(tmp_path) -> Path:
     """NVIDIA's irregular mask test set: testing_mask_dataset/NNNNN.png, white = hole, 512x512."""
-    folder = tmp_path / "testing_mask_dataset"
-    rng = np.random.default_rng(0)
-    for k, frac in enumerate([0.1, 0.15, 0.3, 0.35, 0.5, 0.55]):
-        m = np.zeros((512, 512), np.uint8)
-        rows = int(512 * frac)
-        m[:rows, :] = 255
-        m = np.roll(m, int(rng.integers(0, 512)), axis=1)
-        _gray(folder / f"{k:05d}.png", m)
-    return folder
+    return liu2018_masks(tmp_path / "testing_mask_dataset")
 
 
 def test_celeba_hq_runs_at_256_on_the_whole_test_split(tmp_path, celeba, liu_masks):
@@ -100,7 +69,7 @@ def test_train_sir_then_sair_at_another_size_is_one_line(tmp_path):
 
     tiny = ["--steps", "1", "--batch", "2", "--queries", "8", "--image-size", "32", "--threads", "1"]
     invoke(["train", "sir", *tiny, "--out", str(tmp_path / "sir")])
-    with pytest.raises(SairbenchError, match="SIR was trained at size 'tiny' but 'sair' is asked at 'paper'"):
+    with pytest.raises(SairbenchError, match="was trained with size 'tiny' but --size paper was given"):
         invoke(["train", "sair", *tiny, "--size", "paper", "--sir-checkpoint", str(tmp_path / "sir" / "last.pt"),
                 "--out", str(tmp_path / "sair")])
     invoke(["train", "sair", *tiny, "--sir-checkpoint", str(tmp_path / "sir" / "last.pt"), "--out", str(tmp_path / "ok")])

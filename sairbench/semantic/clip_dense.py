@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from sairbench.errors import SairbenchError
 from sairbench.semantic.base import SemanticEncoder, check_image
 from sairbench.semantic.clip_weights import (ENV_ALLOW_TORCHSCRIPT, ENV_CLIP_WEIGHTS, FROM_ENV,  # noqa: F401
-                                             _FromEnv, build_clip)
+                                             _FromEnv, build_clip, configured_weights)
 
 ENV_ALLOW_MISMATCH = "SAIRBENCH_ALLOW_WEIGHT_MISMATCH"  # "1": load a model on other CLIP weights (recorded)
 from sairbench.semantic.text import build_prompts
@@ -117,7 +117,7 @@ class DenseCLIPEncoder(SemanticEncoder):
         self.model_name = model_name
         from_env = isinstance(pretrained, _FromEnv)
         if from_env:
-            pretrained = os.environ.get(ENV_CLIP_WEIGHTS, "").strip()
+            pretrained = configured_weights()[0]  # --clip-weights of a training command, else the environment
             if not pretrained:  # never a silent download: the open_clip tag must be named
                 needs = (f" (this model was trained on {weights_file or 'a CLIP file'}, weights sha256 "
                          f"{weights_sha256[:12]}...)" if weights_sha256 else "")

@@ -4,6 +4,8 @@ or random initialisation (tests). Nothing here downloads unless the tag is given
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import zipfile
@@ -26,6 +28,27 @@ class _FromEnv:
 
 
 FROM_ENV = _FromEnv()
+_GIVEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("clip_weights_given", default=None)
+
+
+@contextlib.contextmanager
+def clip_weights_given(value: str | None):
+    """Within this block, CLIP encoders built with the default weights take ``value`` (a command's
+    ``--clip-weights``) before ${ENV_CLIP_WEIGHTS}; None leaves the environment in charge."""
+    token = _GIVEN.set(value)
+    try:
+        yield
+    finally:
+        _GIVEN.reset(token)
+
+
+def configured_weights() -> tuple[str, str]:
+    """(weights, where they were named): the command's --clip-weights, else ${ENV_CLIP_WEIGHTS}
+    ("" when neither is set)."""
+    given = _GIVEN.get()
+    if given:
+        return given, "--clip-weights"
+    return os.environ.get(ENV_CLIP_WEIGHTS, "").strip(), f"${ENV_CLIP_WEIGHTS}"
 
 _HOW_TO = (
     "download the weights on a machine with internet (e.g. python -c \"import open_clip; "
@@ -63,7 +86,7 @@ def build_clip(model_name: str, pretrained: str | None, quick_gelu: bool | None,
             f"unknown open_clip model {model_name!r}; use a built-in ViT name such as 'ViT-B-16'"
         )
     default_qg = bool((oc.get_pretrained_cfg(model_name, DEFAULT_TAG) or {}).get("quick_gelu", False))
-    source = f"${ENV_CLIP_WEIGHTS}={pretrained!r}" if from_env else repr(pretrained)
+    source = f"{configured_weights()[1]}={pretrained!r}" if from_env else repr(pretrained)
 
     if pretrained is None:
         qg = default_qg if quick_gelu is None else quick_gelu

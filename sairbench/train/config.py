@@ -71,6 +71,22 @@ class TrainConfig:
     stop_at: int | None = None  # end at this step with the learning-rate schedule of `steps` (as an interrupted run)
     loss: str = "l1"  # colour loss: l1 (the paper) or l2 (mean squared error, what PSNR measures)
     self_ensemble: int = 1  # the checkpoint's inference setting (ImplicitInpainter.self_ensemble); training unchanged
+    sources: dict[str, str] = field(default_factory=dict)  # option -> flag | recipe | checkpoint | default
+
+    def given(self, key: str) -> bool:
+        """Whether the user (or the recipe) set option ``key``, rather than a default."""
+        return self.sources.get(key, "default") in ("flag", "recipe")
+
+    def inherit(self, key: str, value: Any, checkpoint: str) -> None:
+        """Take ``key`` from the checkpoint this stage builds on, unless the user set it; a value the
+        user set that the checkpoint contradicts is one line."""
+        if not self.given(key):
+            setattr(self, key, value)
+            self.sources[key] = "checkpoint"
+        elif getattr(self, key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise SairbenchError(f"{checkpoint}: was trained with {key} '{value}' but {flag} {getattr(self, key)} was "
+                                 f"given; drop {flag} (it is taken from the checkpoint) or build on another checkpoint.")
 
     def model_options(self) -> dict[str, Any]:
         """Preset.spec overrides of the options that differ from the paper's model (none by default)."""
@@ -93,13 +109,18 @@ SCHEDULE_OPTIONS = ("schedule", "steps", "batch", "lr", "lr_final")
 COLOUR_LOSSES = ("l1", "l2")
 
 
-def make_config(model: str, **options: Any) -> TrainConfig:
+def make_config(model: str, given: set[str] | None = None, source: str = "flag", **options: Any) -> TrainConfig:
     """A TrainConfig from `sairbench train` options (CLI flags and shipped recipes alike).
 
     ``schedule``, ``steps``, ``batch``, ``lr`` and ``lr_final`` make the Schedule; every other
-    option is a TrainConfig field. ``out`` defaults to ``runs/<model>``.
+    option is a TrainConfig field. ``out`` defaults to ``runs/<model>``. ``given``: the options
+    the user set (default: every one passed), recorded with ``source`` in ``sources``; the others
+    may be taken from the checkpoint a stage builds on (``TrainConfig.inherit``).
     """
     from sairbench import validate
+
+    given = set(options) if given is None else set(given)
+    sources = {k: (source if k in given else "default") for k in (*options, *SCHEDULE_OPTIONS)}
 
     sched_kw = {k: options.pop(k) for k in SCHEDULE_OPTIONS if k in options}
     validate.positive("--steps", sched_kw.get("steps"))
@@ -136,7 +157,7 @@ def make_config(model: str, **options: Any) -> TrainConfig:
     schedule = Schedule.preset(sched_kw.get("schedule", "tiny"), sched_kw.get("steps"), sched_kw.get("batch"),
                                lr=sched_kw.get("lr"), lr_final=sched_kw.get("lr_final"))
     options["out"] = str(options.get("out") or f"runs/{model}")
-    return TrainConfig(model=model, schedule=schedule, **options)
+    return TrainConfig(model=model, schedule=schedule, sources=sources, **options)
 
 
 def default_workers(device: str) -> int:

@@ -17,6 +17,7 @@ import torch
 
 from sairbench.checkpoint import git_commit, load_checkpoint, load_weights, save_checkpoint
 from sairbench.errors import SairbenchError
+from sairbench.semantic.clip_weights import clip_weights_given
 from sairbench.train.batches import step_batches
 from sairbench.train.config import TrainConfig
 from sairbench.train.stages import build_for_training, needs_labels
@@ -106,7 +107,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
         cfg.schedule.steps = (cfg.epochs or 200) * steps_per_epoch
 
     torch.manual_seed(cfg.seed)
-    built, loss_fn = build_for_training(cfg, dataset)
+    with clip_weights_given(cfg.clip_weights):  # --clip-weights before $SAIRBENCH_CLIP_WEIGHTS
+        built, loss_fn = build_for_training(cfg, dataset)
     model = model or built
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -39,17 +39,48 @@ class Stage:
     needs_labels: bool = False
 
 
-def _checkpoint_or_shipped(path: str | None, stage: str) -> str:
+# Options that only some stages use; any other stage refuses them when the user sets them.
+SEMANTIC_PRESETS = "the semantic presets (sair, semlte, edsr-w, nfs, ous, sam-encoder)"
+STAGE_OPTIONS: dict[str, str] = {
+    "semantic_encoder": "`train sir`",
+    "semantic_checkpoint": "`train sir` with the in-domain encoder",
+    "clip_weights": "`train sir --semantic-encoder clip` and presets built on a CLIP SIR",
+    "sir_checkpoint": SEMANTIC_PRESETS, "joint": SEMANTIC_PRESETS,
+    "prefill": "the colour presets", "upsample": "the colour presets", "input_residual": "the colour presets",
+    "loss": "the colour presets", "self_ensemble": "the colour presets",
+}
+COLOUR_ONLY = ("prefill", "upsample", "input_residual", "loss", "self_ensemble")
+
+
+def refuse_unused(cfg: TrainConfig, uses: set[str]) -> None:
+    """One line for the first stage-specific option the user set that ``cfg.model`` does not use."""
+    for key, who in STAGE_OPTIONS.items():
+        if key not in uses and cfg.given(key):
+            flag = "--" + key.replace("_", "-")
+            raise SairbenchError(f"{flag} does not apply to `train {cfg.model}` (only to {who}); drop {flag}.")
+
+
+def _checkpoint_or_shipped(cfg: TrainConfig, key: str, stage: str) -> str:
+    """The checkpoint of ``stage`` this stage builds on: the one the user named, else the shipped one
+    when it was trained on the dataset being trained on (a shipped checkpoint of other data is refused)."""
+    path = getattr(cfg, key)
     if path is not None:
         return path
     shipped = shipped_path(stage)
+    flag = "--" + key.replace("_", "-")
     if not shipped.is_file():
-        raise SairbenchError(f"no '{stage}' checkpoint: pass --{stage}-checkpoint (from `sairbench train {stage}`) "
+        raise SairbenchError(f"no '{stage}' checkpoint: pass {flag} (from `sairbench train {stage}`) "
                              f"or ship {shipped.name}.")
+    trained_on = (load_checkpoint(shipped).get("data") or {}).get("dataset")
+    if trained_on != cfg.dataset:
+        raise SairbenchError(f"`train {cfg.model} --dataset {cfg.dataset}` would build on the shipped {stage} stage, "
+                             f"trained on '{trained_on}'; train `sairbench train {stage} --dataset {cfg.dataset}` and "
+                             f"pass {flag}, or name {shipped} with {flag} to use it anyway.")
     return str(shipped)
 
 
 def build_semantic(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
+    refuse_unused(cfg, set())
     if not dataset.classes:
         raise SairbenchError(f"dataset '{cfg.dataset}' has no class labels; the semantic encoder needs a labelled dataset.")
     width = 64 if cfg.size == "tiny" else 128
@@ -75,12 +106,12 @@ def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     from sairbench.models.sir import bilinear_points
 
     trained = None  # (weights, file) of the in-domain encoder
-    if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # $SAIRBENCH_CLIP_WEIGHTS (or --clip-weights), $SAIRBENCH_SAM_CHECKPOINT
+    refuse_unused(cfg, {"semantic_encoder", {"indomain": "semantic_checkpoint", "clip": "clip_weights"}.get(
+        cfg.semantic_encoder, "")})
+    if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # --clip-weights or $SAIRBENCH_CLIP_WEIGHTS, $SAIRBENCH_SAM_CHECKPOINT
         enc_spec = EXTERNAL_ENCODERS[cfg.semantic_encoder]
-        if cfg.semantic_encoder == "clip" and cfg.clip_weights:
-            enc_spec = {"name": "clip-dense", "args": {"pretrained": cfg.clip_weights}}
     elif cfg.semantic_encoder == "indomain":
-        path = _checkpoint_or_shipped(cfg.semantic_checkpoint, "semantic")
+        path = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
         ckpt = check_kind(load_checkpoint(path), path, ("indomain-encoder",))
         enc_spec, trained = ckpt["model"]["args"], (ckpt["model"]["sd"], path)
     else:
@@ -119,16 +150,17 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         raise SairbenchError(f"--input-residual: '{cfg.model}' has an {preset.decoder.upper()} decoder, which adds its "
                              "input already; drop --input-residual.")
     if not preset.semantic:
+        refuse_unused(cfg, set(COLOUR_ONLY))
         model = preset.build(cfg.size, **cfg.model_options())
     else:
-        sir_path = _checkpoint_or_shipped(cfg.sir_checkpoint, "sir")
+        sir_path = _checkpoint_or_shipped(cfg, "sir_checkpoint", "sir")
         sir_ckpt = check_kind(load_checkpoint(sir_path), sir_path, ("semantic-branch",),
                               "pass --sir-checkpoint a checkpoint of `sairbench train sir`.")
-        sir_size = sir_ckpt["model"].get("size")
-        if sir_size != cfg.size and preset.filler == "sir":
-            raise SairbenchError(f"{sir_path}: SIR was trained at size '{sir_size}' but '{cfg.model}' is asked at "
-                                 f"'{cfg.size}'; train SIR with --size {cfg.size} or drop --size.")
-        model = preset.build(sir_size if preset.filler == "sir" else cfg.size,
+        encoder = sir_ckpt["model"]["args"]["args"]["encoder"]
+        refuse_unused(cfg, {*COLOUR_ONLY, "sir_checkpoint", "joint", *(("clip_weights",) if encoder["name"] == "clip-dense" else ())})
+        if preset.filler == "sir":
+            cfg.inherit("size", sir_ckpt["model"].get("size"), sir_path)
+        model = preset.build(cfg.size,
                              encoder=sir_ckpt["model"]["args"]["args"]["encoder"], **cfg.model_options())
         sd = sir_ckpt["model"]["sd"]
         if preset.filler == "sir":
