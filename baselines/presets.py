@@ -17,7 +17,7 @@ HOLE = {"hole_fraction": 1.0, "lr": 3e-4, "lr_final": 1e-5}  # fine-tuning in th
 HOLE2 = {"hole_fraction": 1.0, "lr": 2e-4, "lr_final": 1e-5}
 SIR_ = {"sir_checkpoint": "{sir}"}
 PHOTO = {"dataset": "photos", "image_size": 64, "hole_fraction": 0.75, "lr_final": 1e-5}
-PHOTO_MODEL = {"prefill": "smooth"}
+PHOTO_MODEL = {"prefill": "smooth"}  # training options; Preset.photo_options turns them into parts
 SAM_CHAIN = ("`sairbench train sir --semantic-encoder sam` (with $SAIRBENCH_SAM_CHECKPOINT set), then "
              "`sairbench train sam-encoder --sir-checkpoint runs/sir/last.pt`")
 
@@ -29,7 +29,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         "ft2000": {"steps": 2000, **T1, **HOLE, "init": "{liif@gpu4000}"},
         "ft6000": {"steps": 6000, **T1, **HOLE2, "init": "{liif@ft2000}"},
         "": {"steps": 8000, **T1, **HOLE2, "init": "{liif@ft6000}"},
-        # real photographs (issue 14): random multi-scale crops of the photo train split (bundled + the
+        # real photographs: random multi-scale crops of the photo train split (bundled + the
         # Debian corpus of `sairbench photos fetch`, via $SAIRBENCH_PHOTOS_DIR). `photos16k`: the paper's
         # model warm-started from the faces model (the first photo LIIF); `photos`: from it, with the
         # biharmonic fill of the hole as the encoder's input and resize-conv upsampling (no grid),

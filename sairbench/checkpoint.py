@@ -7,6 +7,7 @@ SIR) has the same schema, LIIF's ``{name, args, sd}`` plus provenance::
      'model': {'name': 'liif' | 'semantic' | 'sir' | ...,   # what the user calls it (registry / stage)
                'size': 'tiny' | 'paper',
                'args': {'name': part, 'args': {...}},      # the part spec: make(args) rebuilds it
+               'inference': {'self_ensemble': 8},          # optional: how the loader runs the model
                'sd': state_dict},
      'step': int, 'train': {...}, 'data': {...}, 'history': [...], 'provenance': {...},
      'optimizer': ..., 'rng': {...}}                       # training checkpoints (.pt) only
@@ -14,8 +15,17 @@ SIR) has the same schema, LIIF's ``{name, args, sd}`` plus provenance::
 Training checkpoints are ``.pt`` files (``torch.save``); shipped ones are ``.safetensors`` with
 everything but the weights and the optimizer as JSON in the ``sairbench`` metadata field.
 A file is data, never code: ``.pt`` files are read with ``torch.load(weights_only=True)`` and
-safetensors with ``safetensors``. Checkpoints of format 1 (model args without a part name) are
-upgraded on reading.
+safetensors with ``safetensors``.
+
+``inference`` holds settings that change how a model answers but are no part of it and have no
+weights (``INFERENCE``: ``self_ensemble``, 2/4/8, absent = 1); :func:`build` (and so
+:func:`load_model`) applies them with :func:`apply_inference`, e.g. the self-ensemble wrapper.
+
+Older checkpoints are upgraded on reading (:func:`upgrade`; weights unchanged): format 1 (model
+args without a part name), and implicit models whose spec held the photo options and the
+self-ensemble as arguments (``prefill``, the AppEncoder's ``upsample``, the LIIF decoder's
+``input_residual``, ``self_ensemble``), which are now parts (``hole-fill``, ``app-resize-conv``,
+``liif-residual``) and an inference setting.
 """
 
 from __future__ import annotations
@@ -52,14 +62,77 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         torch.save({"format": FORMAT, **payload}, tmp)
 
 
+INFERENCE = ("self_ensemble",)
+
+
 def upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """Bring a format-1 checkpoint to format 2 (in place): preset args become an
-    ``implicit-inpainter`` part spec. Weights are unchanged."""
+    """Bring an older checkpoint to the current schema (in place); weights are unchanged.
+
+    Format 1: preset args become an ``implicit-inpainter`` part spec. Implicit models with the
+    photo options as arguments: see :func:`_options_as_parts`."""
     args = ckpt["model"].get("args")
     if isinstance(args, dict) and "name" in args and "decoder" in args and "args" not in args:
         ckpt["model"]["args"] = {"name": "implicit-inpainter", "args": args}
+    if isinstance(ckpt["model"].get("args"), dict) and ckpt["model"]["args"].get("name") == "implicit-inpainter":
+        _options_as_parts(ckpt["model"])
     ckpt["format"] = FORMAT
     return ckpt
+
+
+def _options_as_parts(model: dict[str, Any]) -> None:
+    """An implicit model's spec (``model['args']``) that held its options as arguments, rewritten
+    with them as parts (same weights, same answers): ``prefill`` "pull-push"/"smooth" -> an
+    ``input_fill`` ``hole-fill`` part ("zero" -> none); an ``app-encoder`` with ``upsample``
+    "resize-conv" -> ``app-resize-conv`` ("transposed" -> ``app-encoder``); a ``liif-decoder`` with
+    ``input_residual`` -> ``liif-residual``; ``self_ensemble`` -> ``model['inference']``."""
+    args = model["args"].get("args")
+    if not isinstance(args, dict):
+        return
+    n = args.pop("self_ensemble", None)
+    if n is not None and n != 1:
+        model.setdefault("inference", {}).setdefault("self_ensemble", n)
+    prefill = args.pop("prefill", "zero")
+    if prefill != "zero":
+        args["input_fill"] = {"name": "hole-fill", "args": {"method": prefill}}
+    for key, part, option, renamed in (("appearance", "app-encoder", "upsample", {"resize-conv": "app-resize-conv"}),
+                                       ("decoder", "liif-decoder", "input_residual", {True: "liif-residual"})):
+        spec = args.get(key)
+        if isinstance(spec, dict) and spec.get("name") == part and option in (spec.get("args") or {}):
+            rest = {k: v for k, v in spec["args"].items() if k != option}
+            args[key] = {"name": renamed.get(spec["args"][option], part), "args": rest}
+
+
+def set_inference(ckpt: dict[str, Any], self_ensemble: int | None = None) -> dict[str, Any]:
+    """Record inference settings in ``ckpt['model']['inference']`` (in place; returns ``ckpt``).
+    None leaves a setting as it is; its default (self_ensemble 1) removes it."""
+    from sairbench.models.self_ensemble import check_self_ensemble
+
+    n = check_self_ensemble(self_ensemble)
+    settings = dict(ckpt["model"].get("inference") or {})
+    if n is not None:
+        settings.pop("self_ensemble", None)
+        if n != 1:
+            settings["self_ensemble"] = n
+    ckpt["model"].pop("inference", None)
+    if settings:
+        ckpt["model"]["inference"] = settings
+    return ckpt
+
+
+def apply_inference(model, settings: dict[str, Any] | None, source: str = "checkpoint"):
+    """``model`` run with the inference ``settings`` a checkpoint records (None or {}: as it is)."""
+    from sairbench.models.self_ensemble import check_self_ensemble, with_self_ensemble
+
+    settings = settings or {}
+    unknown = sorted(set(settings) - set(INFERENCE))
+    if unknown:
+        raise SairbenchError(f"{source}: unknown inference settings {unknown} (known: {', '.join(INFERENCE)}); "
+                             "a newer sairbench wrote it, or the file is damaged.")
+    try:
+        n = check_self_ensemble(settings.get("self_ensemble"))
+    except SairbenchError as err:
+        raise SairbenchError(f"{source}: {err}") from None
+    return with_self_ensemble(model, n)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -144,7 +217,9 @@ def build(ckpt: dict[str, Any], source: str = "checkpoint", expect: Iterable[str
     """Rebuild the model a checkpoint describes (``make(model.args)``) and load its weights, strictly.
 
     ``expect``: part names accepted (e.g. ``("semantic-branch",)``); another part is a one-line error.
-    The returned module is in eval mode and carries ``checkpoint_info`` (the checkpoint without weights).
+    The model carries ``checkpoint_info`` (the checkpoint without weights) and is in eval mode; it is
+    returned with the checkpoint's inference settings applied (:func:`apply_inference`: e.g. wrapped
+    in a ``SelfEnsemble``, which answers every attribute of the model it wraps).
     """
     from sairbench.models import make
 
@@ -157,11 +232,12 @@ def build(ckpt: dict[str, Any], source: str = "checkpoint", expect: Iterable[str
     model.checkpoint_info = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "model")}
     model.checkpoint_info["model"] = {k: v for k, v in ckpt["model"].items() if k != "sd"}
     model.eval()
-    return model
+    return apply_inference(model, ckpt["model"].get("inference"), source)
 
 
 def load_model(path: str | os.PathLike, expect: Iterable[str] | None = None) -> torch.nn.Module:
-    """The model stored at ``path``, rebuilt with its weights (see :func:`build`)."""
+    """The model stored at ``path``, rebuilt with its weights and run with its inference settings
+    (see :func:`build`)."""
     return build(load_checkpoint(path), str(path), expect)
 
 

@@ -120,14 +120,14 @@ def select_models(requested: Iterable[str], checkpoints: dict[str, str] | None =
 
 def load_model_for_run(name: str, checkpoints: dict[str, str] | None = None, self_ensemble: int | None = None):
     """The model ``name`` (``name@tag`` too) from its given checkpoint, else from the registry;
-    ``self_ensemble`` (1, 2, 4, 8) replaces the implicit models' own setting."""
+    ``self_ensemble`` (1, 2, 4, 8) replaces the implicit models' own setting (a wrapper,
+    ``sairbench.models.self_ensemble.with_self_ensemble``)."""
+    from sairbench.models.self_ensemble import with_self_ensemble
     from sairbench.registry import create_model
 
     path = (checkpoints or {}).get(name)
     model = create_model(name.split("@")[0], checkpoint=path) if path is not None else create_model(name)
-    if self_ensemble is not None and hasattr(model, "set_self_ensemble"):
-        model.set_self_ensemble(self_ensemble)
-    return model
+    return with_self_ensemble(model, self_ensemble) if getattr(model, "any_size", False) else model
 
 
 def model_info(model, evaluated_at: int | None = None, name: str | None = None) -> dict[str, Any]:
@@ -135,7 +135,9 @@ def model_info(model, evaluated_at: int | None = None, name: str | None = None) 
 
     With ``evaluated_at`` (the evaluation image size), a model trained at another image size is
     recorded (``size_mismatch``) and announced in one warning line."""
-    info: dict[str, Any] = {"class": type(model).__name__}
+    from sairbench.models.self_ensemble import unwrap
+
+    info: dict[str, Any] = {"class": type(unwrap(model)).__name__}
     ck = getattr(model, "checkpoint_info", None)
     if ck:
         info.update({"checkpoint_step": ck.get("step"), "size": ck["model"].get("size"),

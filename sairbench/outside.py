@@ -127,7 +127,7 @@ def export_protocol(proto, out: str | os.PathLike, *, dataset: str | None = None
         info = {
             "format": EXPORT_FORMAT, "protocol": proto.name, "protocol_file": proto.source,
             "protocol_settings": proto.to_dict(), "seed": proto.seed, "dataset": ds_cfg, "masks": mask_desc,
-            "metrics": list(proto.metrics.get("names", ["psnr", "ssim", "l1", "lpips"])),
+            "metrics": list(proto.metrics.names),
             "ssim": proto.metrics.get("ssim", "skimage"), "pairs": len(rows), "naming": NAMING,
             "layout": {"masks": "masks/<mask_file> (255 = hole)", "gt": "gt/<gt_file>",
                        "inputs": "inputs/<input_file> (ground truth, hole pixels set to 0)"},

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sairbench.checkpoint import export_safetensors, load_checkpoint, shipped_path
+from sairbench.checkpoint import export_safetensors, load_checkpoint, set_inference, shipped_path
 from sairbench.train import STAGES, make_config, recipe_of, train
 
 
@@ -63,7 +63,7 @@ def _ensure(name: str, device: str, runs_root: Path, done: dict[str, str]) -> st
     run_dir = runs_root / name.replace("@", "-")
     ckpt = run_dir / "last.pt"
     options = {k: _fill(v, deps) for k, v in recipe.items()}
-    cfg = make_config(name.split("@")[0], **options, out=str(run_dir), device=device)
+    cfg = make_config(name.split("@")[0], given=set(options), source="recipe", **options, out=str(run_dir), device=device)
     resume = ckpt.is_file()
     if not (resume and load_checkpoint(ckpt)["step"] >= cfg.schedule.steps):
         train(cfg, resume=resume)
@@ -100,10 +100,8 @@ def ship(run_dir: str | Path, name: str, out: str | Path | None = None, checkpoi
     prov.setdefault("machine", machine_description(prov.get("device", "cpu")))  # kept when re-shipping an export
     recipe = recipe_of(name)
     ckpt["provenance"]["recipe"] = recipe_command(name) if recipe is not None else ""
-    if (recipe or {}).get("self_ensemble", 1) != 1:  # an inference setting chosen after training: no retraining
-        from sairbench.models.self_ensemble import record_in_spec
-
-        record_in_spec(ckpt["model"]["args"]["args"], recipe["self_ensemble"])
+    if "self_ensemble" in (recipe or {}):  # an inference setting chosen after training: no retraining
+        set_inference(ckpt, self_ensemble=recipe["self_ensemble"])
     from sairbench.domain import domain_of_info
 
     dataset = domain_of_info(ckpt)["dataset"] or "synthetic-faces"
@@ -150,7 +148,11 @@ def write_checkpoints_doc(path: str | Path = Path(__file__).resolve().parents[1]
             "ablations, mIoU probe) is in docs/results.md.\n\n"
             "All files are in checkpoint format 2 (`{'model': {'name', 'size', 'args': {'name': part, 'args'}, "
             "'sd'}}`, docs/design.md): they were converted once from format 1 by rewriting their metadata "
-            "(weights bit-identical; the default run's per-image table is unchanged). The recipes now live in the "
+            "(weights bit-identical; the default run's per-image table is unchanged). The photo files were written when "
+            "the photo options and the self-ensemble were arguments of the model's spec (`prefill`, `upsample`, "
+            "`input_residual`, `self_ensemble`); the loader reads them as the parts `hole-fill`, `app-resize-conv` and "
+            "`liif-residual` and the inference setting `'inference': {'self_ensemble': n}` next to the spec "
+            "(`sairbench/checkpoint.py`; same answers, bit for bit). The recipes now live in the "
             "preset rows (`baselines/presets.py`, stages as `liif@ft6000`) and the training stages; the *recipe* "
             "column is the command recorded when each file was shipped.\n\n"
             "| file | recipe | command as run | steps | wall (min) | final loss | machine | commit | size |\n"

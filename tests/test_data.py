@@ -110,7 +110,7 @@ def test_celeba_wrong_layout(tmp_path: Path):
     _rgb(root / "images" / "0.jpg", 8, 8)
     with pytest.raises(SairbenchError, match="CelebA-HQ-img") as err:
         get_dataset("celeba-hq", root=root)
-    assert str(root) in str(err.value) and "--root" in str(err.value)
+    assert str(root) in str(err.value) and "--data-root" in str(err.value)
 
 
 # ---------------------------------------------------------------- ADE20K
@@ -310,3 +310,47 @@ def test_synthetic_faces_speed():
         render_face(0, "train", i, 64)
     per_sample = (time.perf_counter() - t) / n
     assert per_sample < 0.01  # ~1.4 ms measured; generous bound for loaded CI machines
+
+
+# ---------------------------------------------------------------- the dataset table
+
+
+def test_dataset_table_is_the_one_source():
+    from sairbench.data import DATASETS, PROTOCOL_DEFAULTS, DatasetRow, labelled_datasets, protocol_defaults
+
+    assert DATASET_NAMES == tuple(DATASETS) == ("synthetic-faces", "celeba-hq", "ade20k", "folder", "photos")
+    for name, row in DATASETS.items():
+        assert isinstance(row, DatasetRow) and row.name == name
+        assert protocol_defaults(name) == PROTOCOL_DEFAULTS[name] == {"size": row.defaults.size,
+                                                                      "limit": row.defaults.limit, "fit": row.defaults.fit}
+    assert protocol_defaults("synthetic-faces") == {"size": 64, "limit": 100, "fit": "center-crop"}
+    assert protocol_defaults("celeba-hq") == {"size": 256, "limit": None, "fit": "center-crop"}
+    assert DATASETS["celeba-hq"].folder_name == "CelebAMask-HQ" and DATASETS["ade20k"].folder_name == "ADEChallengeData2016"
+    assert labelled_datasets() == ["synthetic-faces", "celeba-hq", "ade20k"]
+    protocol_defaults("photos")["size"] = 1  # a copy: the table stays as it is
+    assert DATASETS["photos"].defaults.size == 256 and PROTOCOL_DEFAULTS["photos"]["size"] == 256
+    with pytest.raises(AttributeError):
+        DATASETS["photos"].has_labels = True  # frozen
+    with pytest.raises(SairbenchError, match="unknown dataset 'nope'; choose one of: synthetic-faces, celeba-hq"):
+        protocol_defaults("nope")
+
+
+def test_dataset_options_are_the_rows():
+    assert len(get_dataset("synthetic-faces", size=16, length=3)) == 3
+    with pytest.raises(SairbenchError, match="dataset 'celeba-hq' takes no option 'length'.$"):
+        get_dataset("celeba-hq", length=3)
+    with pytest.raises(SairbenchError, match="dataset 'synthetic-faces' takes no option 'classes'; it takes length, cache_size."):
+        get_dataset("synthetic-faces", classes=["a"])
+
+
+def test_folder_without_root_names_the_cli_flag(tmp_path, monkeypatch):
+    from tests.helpers import PROTO, invoke
+
+    monkeypatch.delenv("SAIRBENCH_DATA_ROOT", raising=False)
+    with pytest.raises(SairbenchError, match="dataset 'folder' needs --data-root <folder of images>"):
+        get_dataset("folder")
+    proto = tmp_path / "mini.toml"
+    proto.write_text(PROTO)
+    with pytest.raises(SairbenchError, match="needs --data-root") as err:
+        invoke(["run", "--protocol", str(proto), "--dataset", "folder", "--results", str(tmp_path / "results")])
+    assert "--root" not in str(err.value)

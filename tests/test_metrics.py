@@ -15,8 +15,10 @@ from sairbench.errors import SairbenchError
 from sairbench.metrics import (
     CONVENTIONS,
     HIGHER_IS_BETTER,
+    IMAGE_METRICS,
     METRICS,
     LPIPSScorer,
+    Metric,
     l1,
     l1_batch,
     psnr,
@@ -44,10 +46,13 @@ def _smooth_pair(h=24, w=20, seed=0):
 
 
 def test_contract_constants():
-    assert METRICS == ("psnr", "ssim", "l1", "lpips")
-    assert HIGHER_IS_BETTER == {"psnr": True, "ssim": True, "l1": False, "lpips": False}
-    for m in METRICS:
-        assert isinstance(CONVENTIONS[m], str) and CONVENTIONS[m]
+    assert IMAGE_METRICS == ("psnr", "ssim", "l1", "lpips") == tuple(metrics.default_metrics())
+    assert list(METRICS) == ["psnr", "ssim", "l1", "lpips", "miou", "miou_hole"]
+    assert metrics.default_metrics("sir-miou") == ["miou"]
+    assert HIGHER_IS_BETTER == {"psnr": True, "ssim": True, "l1": False, "lpips": False, "miou": True, "miou_hole": True}
+    assert list(CONVENTIONS) == ["common", *IMAGE_METRICS]
+    for m in IMAGE_METRICS:
+        assert isinstance(CONVENTIONS[m], str) and CONVENTIONS[m] == METRICS[m].convention
     assert "7x7" in CONVENTIONS["ssim"] and "data_range=255" in CONVENTIONS["psnr"]
     assert "[-1, 1]" in CONVENTIONS["lpips"]
     lama = metrics.conventions_dict("lama")
@@ -288,7 +293,7 @@ def test_lpips_unavailable_is_nan_with_one_warning(no_vgg_weights):
         again = LPIPSScorer()  # same reason: no second warning
         assert np.all(np.isnan(again(preds, gts)))
     vals = score_batch(preds, gts, lpips_scorer=scorer)
-    assert set(vals) == set(METRICS) and np.all(np.isnan(vals["lpips"]))
+    assert set(vals) == set(IMAGE_METRICS) and np.all(np.isnan(vals["lpips"]))
     assert np.all(np.isfinite(vals["psnr"]))
 
 
@@ -407,3 +412,70 @@ def test_lpips_on_cuda_matches_cpu(no_vgg_weights):
     gpu = LPIPSScorer(allow_random_backbone=True, seed=2, device="cuda")
     assert next(gpu.model.parameters()).is_cuda
     np.testing.assert_allclose(gpu(preds, gts), cpu(preds, gts), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# the metric registry: one record per metric, read by scoring, reports, protocols
+# ---------------------------------------------------------------------------------------------
+
+
+def test_registry_records_are_frozen_and_complete():
+    for name, m in METRICS.items():
+        assert isinstance(m, Metric) and m.name == name and m.title and m.convention
+        assert m.direction in ("higher", "lower") and m.decimals >= 0
+        assert (m.fn is not None) == (name in IMAGE_METRICS)
+    with pytest.raises(AttributeError):
+        METRICS["psnr"].decimals = 5  # frozen
+    with pytest.raises(ValueError, match="direction"):
+        Metric("x", "sideways", 2, "text", False, None)
+    assert METRICS["psnr"].label == "PSNR (dB) ↑" and METRICS["lpips"].label == "LPIPS ↓"
+    with pytest.raises(SairbenchError, match="unknown metric 'nope'; known: psnr"):
+        metrics.get_metric("nope")
+
+
+def test_score_batch_uses_each_records_scorer():
+    preds, gts = _batch(3, 16, 12, seed=4)
+    vals = score_batch(preds, gts, ["l1", "ssim", "psnr"], ssim_convention="lama")
+    assert list(vals) == ["l1", "ssim", "psnr"]
+    ctx = metrics.ScoreContext("lama")
+    for name in vals:
+        np.testing.assert_array_equal(vals[name], METRICS[name].fn(preds, gts, ctx))
+    np.testing.assert_array_equal(vals["ssim"], ssim_batch(preds, gts, "lama"))
+    with pytest.raises(SairbenchError, match="unknown metric.*miou"):
+        score_batch(preds, gts, ["miou"])  # a whole-set metric of the SIR probe: nothing to score per image
+
+
+def test_report_and_summary_read_the_registry():
+    from sairbench.report.naming import DECIMALS, DIRECTION, METRIC_NAMES, format_number, metric_title
+
+    for name, m in METRICS.items():
+        assert DIRECTION[name] == m.higher_is_better and DECIMALS[name] == m.decimals and METRIC_NAMES[name] == m.title
+    assert metric_title("l1") == "L1↓" and metric_title("miou_hole") == "mIoU (hole)↑"
+    assert format_number(0.12345, "miou_hole", "md") == "0.12" and format_number(31.456, "psnr", "md") == "31.46"
+    assert summary_values("psnr", [math.inf])[0] == METRICS["psnr"].cap
+    assert summary_values("l1", [math.inf])[0] == math.inf
+
+
+def test_protocol_metric_names_checked_against_the_registry(tmp_path):
+    from sairbench.protocol import load_protocol
+
+    base = 'name = "p"\n[metrics]\n'
+    bad = tmp_path / "bad.toml"
+    bad.write_text(base + 'names = ["psnr", "psnrr"]\n')
+    with pytest.raises(SairbenchError, match=r"bad.toml: 'metrics.names': unknown metric\(s\) 'psnrr'.*known: psnr, ssim, l1, lpips"):
+        load_protocol(str(bad))
+    miou_in_inpainting = tmp_path / "m.toml"
+    miou_in_inpainting.write_text(base + 'names = ["miou"]\n')
+    with pytest.raises(SairbenchError, match="for a protocol of kind inpainting"):
+        load_protocol(str(miou_in_inpainting))
+    ssim = tmp_path / "s.toml"
+    ssim.write_text(base + 'ssim = "gauss"\n')
+    with pytest.raises(SairbenchError, match="'metrics.ssim' = 'gauss' is not one of skimage, lama"):
+        load_protocol(str(ssim))
+    plain = tmp_path / "plain.toml"
+    plain.write_text('name = "plain"\n')
+    assert load_protocol(str(plain)).metrics.names == list(IMAGE_METRICS)
+    probe = tmp_path / "probe.toml"
+    probe.write_text('name = "probe"\nkind = "sir-miou"\n')
+    assert load_protocol(str(probe)).metrics.names == ["miou"]
+

@@ -1,20 +1,25 @@
-"""Issue 14: the options of the photo models. A pull-push prefill of the hole for the appearance
-encoder, and an AppEncoder upsampling (resize-conv) that cannot print a grid on a constant region."""
+"""The photo models' options as parts of their own: a fill of the hole for the appearance encoder
+(``hole-fill``: pull-push or biharmonic), an AppEncoder upsampling that cannot print a grid on a
+constant region (``app-resize-conv``) and a LIIF decoder predicting a correction to its input
+(``liif-residual``); the preset rows that swap them in, and the older specs that held them as
+arguments, converted on reading."""
 
 import pytest
 import torch
 
-from sairbench.checkpoint import build as build_model, load_checkpoint
+from sairbench.checkpoint import build as build_model, load_checkpoint, upgrade
 from sairbench.errors import SairbenchError
-from sairbench.models.encoders import AppEncoder
+from sairbench.models.encoders import AppEncoder, AppEncoderResizeConv
 from sairbench.models.implicit import ImplicitInpainter
-from sairbench.models.prefill import pull_push, smooth_fill
+from sairbench.models.prefill import HoleFill, pull_push, smooth_fill
 from sairbench.train import Schedule, TrainConfig, train
 
+PULL_PUSH = {"name": "hole-fill", "args": {"method": "pull-push"}}
+SMOOTH = {"name": "hole-fill", "args": {"method": "smooth"}}
 PP_SPEC = {
-    "appearance": {"name": "app-encoder", "args": {"widths": [8, 8, 8], "n_resblocks": 1, "upsample": "resize-conv"}},
+    "appearance": {"name": "app-resize-conv", "args": {"widths": [8, 8, 8], "n_resblocks": 1}},
     "decoder": {"name": "liif-decoder", "args": {"in_dim": 8, "hidden": [16, 16]}},
-    "semantic": None, "name": "liif", "prefill": "pull-push",
+    "semantic": None, "name": "liif", "input_fill": PULL_PUSH,
 }
 
 
@@ -61,8 +66,8 @@ def test_smooth_fill_is_biharmonic_it_continues_a_linear_ramp_exactly():
 
 def test_an_untrained_residual_model_returns_its_prefill_and_both_paths_agree():
     torch.manual_seed(0)
-    spec = {**PP_SPEC, "prefill": "smooth",
-            "decoder": {"name": "liif-decoder", "args": {"in_dim": 8, "hidden": [16, 16], "input_residual": True}}}
+    spec = {**PP_SPEC, "input_fill": SMOOTH,
+            "decoder": {"name": "liif-residual", "args": {"in_dim": 8, "hidden": [16, 16]}}}
     model = ImplicitInpainter(**spec).eval()
     x, m = torch.rand(2, 3, 32, 32), _hole(2)
     out = model.inpaint(x * (1 - m), m, region="hole")
@@ -77,11 +82,11 @@ def test_resize_conv_upsampling_has_no_grid_where_the_transposed_one_has():
     flat = torch.full((1, 4, 96, 96), 0.3)
     core = (slice(None), slice(None), slice(40, 56), slice(40, 56))  # beyond the reach of the zero-padded border
     transposed = AppEncoder(widths=(8, 8, 8), n_resblocks=1)(flat)[core]
-    resized = AppEncoder(widths=(8, 8, 8), n_resblocks=1, upsample="resize-conv")(flat)[core]
+    resized = AppEncoderResizeConv(widths=(8, 8, 8), n_resblocks=1)(flat)[core]
     assert transposed.std(dim=(2, 3)).max() > 1e-3  # the period-2 pattern of the paper's reading
     assert resized.std(dim=(2, 3)).max() < 1e-6
-    with pytest.raises(ValueError, match="upsample"):
-        AppEncoder(upsample="bicubic")
+    with pytest.raises(ValueError, match="hole-fill"):
+        HoleFill("bicubic")
 
 
 def test_a_prefill_model_records_its_options_and_tiles_like_one_pass(monkeypatch):
@@ -89,7 +94,8 @@ def test_a_prefill_model_records_its_options_and_tiles_like_one_pass(monkeypatch
 
     torch.manual_seed(0)
     model = ImplicitInpainter(**PP_SPEC).eval()
-    assert model.spec["args"]["prefill"] == "pull-push"
+    assert model.spec["args"]["input_fill"] == PULL_PUSH and model.input_fill.method == "pull-push"
+    assert not list(model.input_fill.parameters())  # no weights: the state dict is the paper's
     x, m = torch.rand(1, 3, 192, 192), torch.zeros(1, 1, 192, 192)
     m[..., 20:172, 30:170] = 1  # a hole wider than a tile and its margin (40 px here)
     masked = x * (1 - m)
@@ -103,11 +109,10 @@ def test_a_prefill_model_records_its_options_and_tiles_like_one_pass(monkeypatch
     assert len(seen) > 1 and all(v is not None for _, _, v in seen)
     # each tile sees its share of the whole image's prefill, which its own prefill would not give
     assert any(not torch.allclose(v, model.encoder_values(im, ma), atol=1e-3) for im, ma, v in seen)
-    plain = ImplicitInpainter(**{**PP_SPEC, "prefill": "zero"}).eval()
+    plain = ImplicitInpainter(**{**PP_SPEC, "input_fill": None}).eval()
+    assert "input_fill" not in plain.spec["args"]
     plain.load_state_dict(model.state_dict())
-    assert not torch.equal(plain.inpaint(masked, m) * m, whole * m)  # the prefill reaches the encoder
-    with pytest.raises(SairbenchError, match="prefill"):
-        ImplicitInpainter(**{**PP_SPEC, "prefill": "mean"})
+    assert not torch.equal(plain.inpaint(masked, m) * m, whole * m)  # the fill reaches the encoder
 
 
 def test_training_with_photo_options_warm_starts_from_the_paper_model(tmp_path, capsys):
@@ -125,10 +130,10 @@ def test_training_with_photo_options_warm_starts_from_the_paper_model(tmp_path, 
     with pytest.raises(SairbenchError, match="--loss"):
         make_config("liif", loss="huber")
     args = ckpt["model"]["args"]["args"]
-    assert args["prefill"] == "pull-push" and args["appearance"]["args"]["upsample"] == "resize-conv"
+    assert args["input_fill"] == PULL_PUSH and args["appearance"]["name"] == "app-resize-conv"
     model = build_model(ckpt)  # rebuilds from the checkpoint alone
-    assert model.prefill == "pull-push"
-    assert "prefill" not in load_checkpoint(first)["model"]["args"]["args"]  # the paper's spec is unchanged
+    assert model.input_fill.method == "pull-push"
+    assert "input_fill" not in load_checkpoint(first)["model"]["args"]["args"]  # the paper's spec is unchanged
     with pytest.raises(SairbenchError, match="--input-residual"):
         train(TrainConfig(model="lte", image_size=32, schedule=Schedule.preset("tiny", 1, 2), queries=32,
                           out=str(tmp_path / "l"), threads=1, input_residual=True), progress=False)
@@ -152,6 +157,8 @@ def test_shipping_a_photo_model_names_its_dataset(tmp_path, monkeypatch):
     # the recipe's inference setting (chosen after training) is the shipped model's
     model = checkpoint.load_model(target)
     assert model.self_ensemble == 8 and "--self-ensemble 8" in model.checkpoint_info["provenance"]["recipe"]
+    assert model.checkpoint_info["model"]["inference"] == {"self_ensemble": 8}  # outside the model's spec
+    assert "self_ensemble" not in model.spec["args"] and type(model.inner).__name__ == "ImplicitInpainter"
 
 
 def test_a_warm_start_into_a_residual_decoder_keeps_its_zero_last_layer(tmp_path):
@@ -181,3 +188,68 @@ def test_stop_at_ends_early_on_the_full_schedule(tmp_path):
 
     with pytest.raises(SairbenchError, match="--stop-at"):
         make_config("liif", stop_at=0)
+
+
+def test_the_preset_rows_swap_in_the_photo_parts():
+    from sairbench_baselines.presets import PRESETS
+
+    liif, lte, edsr = PRESETS["liif"], PRESETS["lte"], PRESETS["edsr-wo"]
+    assert liif.photo_options() == {}
+    opts = liif.photo_options("smooth", "resize-conv", True)
+    assert opts == {"input_fill": "smooth", "appearance": "app-resize-conv", "decoder": "liif-residual"}
+    args = liif.spec("tiny", **opts)["args"]
+    paper = liif.spec("tiny")["args"]
+    assert args["input_fill"] == SMOOTH and "input_fill" not in paper
+    assert args["appearance"] == {**paper["appearance"], "name": "app-resize-conv"}
+    assert args["decoder"] == {**paper["decoder"], "name": "liif-residual"}
+    model = liif.build("tiny", **opts)
+    assert isinstance(model.encoder, AppEncoderResizeConv) and model.decoder.imnet[-1].weight.abs().max() == 0
+    assert lte.photo_options("pull-push", "resize-conv") == {"input_fill": "pull-push", "appearance": "app-resize-conv"}
+    for call, match in ((lambda: lte.photo_options(input_residual=True), "--input-residual: 'lte' has an LTE"),
+                        (lambda: edsr.photo_options(upsample="resize-conv"), "--upsample resize-conv: 'edsr-wo' has no"),
+                        (lambda: liif.photo_options(prefill="mean"), "--prefill mean"),
+                        (lambda: liif.photo_options(upsample="bicubic"), "--upsample bicubic"),
+                        (lambda: liif.spec("tiny", appearance="vit"), "appearance 'vit' is not one of its rows"),
+                        (lambda: PRESETS["ous"].spec("tiny", appearance="app"), "it has no appearance encoder"),
+                        (lambda: liif.spec("tiny", input_fill="zero"), "input fill 'zero'")):
+        with pytest.raises(SairbenchError, match=match):
+            call()
+
+
+def test_specs_with_the_options_as_arguments_are_read_as_the_parts():
+    from sairbench.checkpoint import shipped_path
+
+    torch.manual_seed(0)
+    new = ImplicitInpainter(**{**PP_SPEC, "input_fill": SMOOTH,
+                               "decoder": {"name": "liif-residual", "args": {"in_dim": 8, "hidden": [16, 16]}}}).eval()
+    torch.nn.init.normal_(new.decoder.imnet[-1].weight, std=0.1)
+    old_args = {"appearance": {"name": "app-encoder", "args": {"widths": [8, 8, 8], "n_resblocks": 1,
+                                                                "upsample": "resize-conv"}},
+                "decoder": {"name": "liif-decoder", "args": {"in_dim": 8, "hidden": [16, 16], "input_residual": True}},
+                "semantic": None, "name": "liif", "prefill": "smooth", "self_ensemble": 2}
+    ckpt = upgrade({"model": {"name": "liif", "args": {"name": "implicit-inpainter", "args": old_args},
+                              "sd": new.state_dict()}})
+    assert ckpt["model"]["args"] == new.spec and ckpt["model"]["inference"] == {"self_ensemble": 2}
+    old = build_model(ckpt)
+    x, m = torch.rand(1, 3, 32, 32), _hole()
+    from sairbench.models.self_ensemble import with_self_ensemble
+
+    assert torch.equal(old.inpaint(x * (1 - m), m), with_self_ensemble(new, 2).inpaint(x * (1 - m), m))
+    plain = {"appearance": {"name": "app-encoder", "args": {"widths": [8, 8, 8], "upsample": "transposed"}},
+             "decoder": {"name": "liif-decoder", "args": {"in_dim": 8, "input_residual": False}},
+             "name": "liif", "prefill": "zero", "self_ensemble": 1}
+    ckpt = upgrade({"model": {"name": "liif", "args": {"name": "implicit-inpainter", "args": plain}, "sd": {}}})
+    assert ckpt["model"]["args"]["args"] == {"appearance": {"name": "app-encoder", "args": {"widths": [8, 8, 8]}},
+                                             "decoder": {"name": "liif-decoder", "args": {"in_dim": 8}}, "name": "liif"}
+    assert "inference" not in ckpt["model"]
+    # the shipped photo checkpoints were written with the arguments; they load as the parts
+    path = shipped_path("liif@photos-residual")
+    if not path.is_file():
+        pytest.skip(f"{path.name} not shipped")
+    args = load_checkpoint(path)["model"]["args"]["args"]
+    assert args["input_fill"] == SMOOTH and args["appearance"]["name"] == "app-resize-conv"
+    assert args["decoder"]["name"] == "liif-residual" and "input_residual" not in args["decoder"]["args"]
+    from sairbench_baselines.presets import PRESETS
+
+    assert PRESETS["liif"].spec("tiny", **PRESETS["liif"].photo_options("smooth", "resize-conv", True))["args"] == \
+        {"semantic": None, **args}

@@ -1,4 +1,5 @@
-"""Geometric self-ensemble: the averaged model is equivariant to its transforms, recorded in the spec,
+"""Geometric self-ensemble: a wrapper around any inpainter whose answer is equivariant to its
+transforms, recorded in a checkpoint's inference settings (outside the spec), applied by the loader
 and selectable per run / per inpaint."""
 
 import json
@@ -7,16 +8,17 @@ import pandas as pd
 import pytest
 import torch
 
-from sairbench.checkpoint import build
+from sairbench.checkpoint import build, set_inference, upgrade
 from sairbench.errors import SairbenchError
 from sairbench.models.implicit import ImplicitInpainter
+from sairbench.models.self_ensemble import SelfEnsemble, unwrap, with_self_ensemble
 from tests.helpers import invoke
 from tests.test_train import SMALL_SPEC
 
 
 def _model(n=1, **extra):
     torch.manual_seed(0)
-    return ImplicitInpainter(**{**SMALL_SPEC, **extra}, self_ensemble=n)
+    return with_self_ensemble(ImplicitInpainter(**{**SMALL_SPEC, **extra}), n)
 
 
 def _inputs(h=24, w=20):
@@ -54,17 +56,58 @@ def test_off_is_the_plain_model_and_sizes_follow_the_transpose():
     assert out.shape == (1, 3, 30, 50)
 
 
-def test_the_setting_is_recorded_in_the_spec_and_rebuilt():
+def test_the_wrapper_forwards_the_model_and_is_set_unset_and_rewrapped():
     model = _model(1)
-    assert "self_ensemble" not in model.spec["args"]  # the paper's models keep their spec
-    model.set_self_ensemble(8)
-    again = build({"model": {"name": "liif", "args": model.spec, "sd": model.state_dict()}})
-    assert again.self_ensemble == 8 and again.spec["args"]["self_ensemble"] == 8
-    again.set_self_ensemble(1)
-    assert "self_ensemble" not in again.spec["args"]
+    assert isinstance(model, ImplicitInpainter) and "self_ensemble" not in model.spec["args"]
+    ens = with_self_ensemble(model, 8)
+    assert isinstance(ens, SelfEnsemble) and ens.self_ensemble == 8 and ens.inference == {"self_ensemble": 8}
+    assert (ens.name, ens.any_size, ens.min_side, ens.tileable, ens.spec) == \
+           (model.name, True, model.min_side, model.tileable, model.spec)
+    assert ens.state_dict().keys() == model.state_dict().keys() and ens.semantic is None
+    assert with_self_ensemble(ens, None) is ens and with_self_ensemble(ens, 1) is model
+    assert with_self_ensemble(model, 1) is model and unwrap(ens) is model
+    four = with_self_ensemble(ens, 4)
+    assert four.inner is model and four.self_ensemble == 4  # never a wrapper of a wrapper
+    assert ens.to("cpu") is ens and not ens.eval().training
     for bad in (3, 0, True):
         with pytest.raises(SairbenchError, match="self-ensemble"):
-            model.set_self_ensemble(bad)
+            with_self_ensemble(model, bad)
+
+
+def test_the_checkpoint_records_it_outside_the_spec_and_the_loader_applies_it():
+    model = _model(1)
+    ckpt = {"model": {"name": "liif", "args": model.spec, "sd": model.state_dict()}}
+    assert build(ckpt).__class__ is ImplicitInpainter
+    set_inference(ckpt, self_ensemble=8)
+    assert ckpt["model"]["inference"] == {"self_ensemble": 8} and "self_ensemble" not in ckpt["model"]["args"]["args"]
+    again = build(ckpt)
+    assert isinstance(again, SelfEnsemble) and again.self_ensemble == 8
+    assert again.checkpoint_info["model"]["inference"] == {"self_ensemble": 8}
+    x, m = _inputs()
+    assert torch.equal(again.inpaint(x, m), _model(8).inpaint(x, m))
+    assert set_inference(ckpt, self_ensemble=None)["model"]["inference"] == {"self_ensemble": 8}  # None: as it is
+    assert "inference" not in set_inference(ckpt, self_ensemble=1)["model"]  # 1 is the default: not recorded
+    # a spec that held the setting as a model argument is read as the inference setting
+    old = {"model": {"name": "liif", "sd": model.state_dict(),
+                     "args": {"name": "implicit-inpainter", "args": {**model.spec["args"], "self_ensemble": 4}}}}
+    old = upgrade(old)
+    assert old["model"]["args"] == model.spec and old["model"]["inference"] == {"self_ensemble": 4}
+    assert build(old).self_ensemble == 4
+    for bad, match in (({"self_ensemble": 3}, "self-ensemble 3"), ({"tta": 2}, "unknown inference settings")):
+        with pytest.raises(SairbenchError, match=match):
+            build({"model": {**ckpt["model"], "inference": bad}}, "x.pt")
+
+
+def test_any_inpainter_can_be_wrapped():
+    from sairbench.registry import create_model
+
+    telea = create_model("telea")
+    ens = with_self_ensemble(telea, 2)
+    x, m = _inputs(24, 24)
+    flip = lambda t: t.flip(-1)  # noqa: E731
+    expected = (telea.inpaint(x, m).float() + flip(telea.inpaint(flip(x), flip(m))).float()) / 2
+    assert torch.equal(ens.inpaint(x, m), expected)
+    assert ens.name == telea.name and ens.any_size is False and ens.to("cpu") is ens
 
 
 def test_run_applies_and_records_the_self_ensemble(tmp_path, proto):
@@ -84,11 +127,9 @@ def test_run_applies_and_records_the_self_ensemble(tmp_path, proto):
     assert list(a["image"]) == list(b["image"]) and list(a["mask"]) == list(b["mask"])
 
 
-def test_train_records_the_inference_setting_in_the_checkpoint():
+def test_train_checks_the_inference_setting():
     from sairbench.train import make_config
 
-    assert make_config("liif", self_ensemble=8).model_options() == {"self_ensemble": 8}
-    assert make_config("liif").model_options() == {}
     with pytest.raises(SairbenchError, match="--self-ensemble 3"):
         make_config("liif", self_ensemble=3)
 

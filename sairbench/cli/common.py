@@ -75,30 +75,38 @@ def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
 
 def print_summary(run: Path, title: str) -> None:
     """The run's summary as a rich table: per bucket, models best first (by the first metric over
-    all buckets), the best value of each bucket and metric in bold."""
+    all buckets), the best value of each bucket and metric in bold. Directions and decimals are the
+    metric registry's (``sairbench.metrics.METRICS``; a metric it does not know: higher is better,
+    3 decimals); the best is compared at the printed precision."""
     import math
 
     import pandas as pd
 
-    from sairbench.metrics import HIGHER_IS_BETTER
+    from sairbench.metrics import METRICS
 
     summary = pd.read_csv(run / "summary.csv")
     metrics = list(dict.fromkeys(summary["metric"]))
     buckets = [b for b in dict.fromkeys(summary["bucket"]) if b != "all"]
     value = {(r.model, r.bucket, r.metric): (r.mean, r.ci95) for r in summary.itertuples()}
 
-    def score(model: str, bucket: str, metric: str) -> float:
+    def decimals(metric: str) -> int:
+        return METRICS[metric].decimals if metric in METRICS else 3
+
+    def score(model: str, bucket: str, metric: str, printed: bool = False) -> float:
+        """The mean, negated when lower is better (-inf for none); rounded as printed with ``printed``."""
         mean = value.get((model, bucket, metric), (math.nan,))[0]
         if mean != mean:
             return -math.inf
-        return mean if HIGHER_IS_BETTER.get(metric, True) else -mean
+        if printed and math.isfinite(mean):
+            mean = round(mean, decimals(metric))
+        return mean if metric not in METRICS or METRICS[metric].higher_is_better else -mean
 
     models = sorted(dict.fromkeys(summary["model"]), key=lambda m: -score(m, "all", metrics[0]))
     table = Table(title=title, caption=f"models by {metrics[0]} over all buckets, best first; best per column in bold")
     for col in ("model", "bucket", *metrics):
         table.add_column(col, justify="left" if col in ("model", "bucket") else "right")
     for bucket in buckets:
-        best = {m: max(score(x, bucket, m) for x in models) for m in metrics}
+        best = {m: max(score(x, bucket, m, True) for x in models) for m in metrics}
         for model in models:
             cells = []
             for m in metrics:
@@ -106,9 +114,9 @@ def print_summary(run: Path, title: str) -> None:
                 if mean != mean:
                     cells.append("n/a")
                     continue
-                digits = 2 if m == "psnr" else 4
+                digits = decimals(m)
                 text = f"{mean:.{digits}f}±{ci:.{digits}f}" if ci == ci else f"{mean:.{digits}f}"
-                cells.append(f"[bold]{text}[/bold]" if score(model, bucket, m) == best[m] else text)
+                cells.append(f"[bold]{text}[/bold]" if score(model, bucket, m, True) == best[m] else text)
             table.add_row(model, bucket, *cells)
         table.add_section()
     console.print(table)

@@ -20,7 +20,7 @@ from sairbench.io import read_image
 
 FOLDER_NAME = "ADEChallengeData2016"
 SPLIT_DIRS = {"train": "training", "test": "validation", "val": "validation"}
-FIX = "download ADEChallengeData2016.zip (the MIT SceneParsing benchmark), unzip it and pass --root <path to ADEChallengeData2016>"
+FIX = "download ADEChallengeData2016.zip (the MIT SceneParsing benchmark), unzip it and pass --data-root <path to ADEChallengeData2016>"
 
 
 def reduce_zero_label(raw: np.ndarray) -> np.ndarray:

@@ -213,7 +213,7 @@ def default_root(root: str | os.PathLike | None, folder_name: str, dataset: str)
     base = os.environ.get(DATA_ROOT_ENV)
     if not base:
         raise SairbenchError(
-            f"dataset {dataset!r} needs its files: pass --root <path to {folder_name}> "
+            f"dataset {dataset!r} needs its files: pass --data-root <path to {folder_name}> "
             f"or set {DATA_ROOT_ENV} to the folder that contains {folder_name}/."
         )
     return Path(base).expanduser() / folder_name

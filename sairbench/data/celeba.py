@@ -26,7 +26,7 @@ FOLDER_NAME = "CelebAMask-HQ"
 IMAGE_DIR = "CelebA-HQ-img"
 ANNO_DIR = "CelebAMask-HQ-mask-anno"
 TRAIN_COUNT = 25000
-FIX = "download CelebAMask-HQ (github.com/switchablenorms/CelebAMask-HQ), unzip it and pass --root <path to CelebAMask-HQ>"
+FIX = "download CelebAMask-HQ (github.com/switchablenorms/CelebAMask-HQ), unzip it and pass --data-root <path to CelebAMask-HQ>"
 
 
 def _split_of(index: int) -> str:

@@ -21,7 +21,7 @@ class ImageFolder(ImageDataset):
                  classes: list[str] | None = None, split: str = "test"):
         super().__init__(size, split)
         if not root.is_dir():
-            raise SairbenchError(f"{root}: no such image folder; pass --root <folder of images>.")
+            raise SairbenchError(f"{root}: no such image folder; pass --data-root <folder of images>.")
         self.root = root
         img_dir = root
         if label_root is None and (root / "images").is_dir():
@@ -32,7 +32,7 @@ class ImageFolder(ImageDataset):
         if not images:
             raise SairbenchError(
                 f"{img_dir}: no images ({'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}) in this folder; "
-                "put the images directly in it (or in images/, with labels/ beside it) and pass it as --root."
+                "put the images directly in it (or in images/, with labels/ beside it) and pass it as --data-root."
             )
         self._images = images[: apply_limit(len(images), limit)]
         self.label_root = None if label_root is None else Path(label_root)

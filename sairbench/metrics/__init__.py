@@ -1,5 +1,9 @@
 """Per-image image-quality metrics: PSNR, SSIM, L1 and LPIPS, under one stated convention.
 
+Every metric (these four, and the SIR probe's mIoU) is one :class:`Metric` record in the registry
+:data:`METRICS` (:mod:`sairbench.metrics.registry`): direction, decimals, convention text, whether
+it is scored by default, and its batch scorer.
+
 The convention follows the SAIR paper's own test code (see ``CONVENTIONS``): metrics are computed
 per image on the *composited* output (prediction inside the hole, input elsewhere) at the
 evaluation size (256x256 for the paper's datasets, the dataset size otherwise), then averaged.
@@ -20,37 +24,46 @@ batch (N, H, W, 3) with :func:`psnr_batch`, :func:`ssim_batch` and :func:`l1_bat
 the same values over the whole batch (PSNR and L1 exactly, SSIM to ~1e-15).
 """
 
-from sairbench.metrics.conventions import (
-    CONVENTIONS,
-    HIGHER_IS_BETTER,
-    METRICS,
-    PSNR_CAP_DB,
-    SSIM_CONVENTIONS,
-    as_batches,
-    conventions_dict,
-    summary_values,
-    to_uint8,
-)
+from sairbench.metrics.conventions import PSNR_CAP_DB, SSIM_CONVENTIONS, as_batches, to_uint8
 from sairbench.metrics.lpips_scorer import LPIPSScorer, default_lpips_scorer
 from sairbench.metrics.pixel import l1, l1_batch, psnr, psnr_batch, ssim, ssim_batch
+from sairbench.metrics.registry import (
+    CONVENTIONS,
+    HIGHER_IS_BETTER,
+    IMAGE_METRICS,
+    METRICS,
+    Metric,
+    ScoreContext,
+    check_metric_names,
+    conventions_dict,
+    default_metrics,
+    get_metric,
+    summary_values,
+)
 from sairbench.metrics.score import score_batch
 from sairbench.metrics.vgg16_weights import VGG16_ENV, VGG16_FILENAME, find_vgg16_weights
 
 __all__ = [
     "CONVENTIONS",
     "HIGHER_IS_BETTER",
+    "IMAGE_METRICS",
     "METRICS",
+    "Metric",
     "PSNR_CAP_DB",
     "SSIM_CONVENTIONS",
     "VGG16_ENV",
     "VGG16_FILENAME",
     "LPIPSScorer",
+    "ScoreContext",
     "as_batches",
+    "check_metric_names",
     "conventions_dict",
     "default_lpips_scorer",
+    "default_metrics",
     "find_vgg16_weights",
     "l1",
     "l1_batch",
+    "get_metric",
     "psnr",
     "psnr_batch",
     "score_batch",

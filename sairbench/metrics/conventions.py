@@ -1,9 +1,8 @@
-"""Metric names and conventions, image quantisation and the input checks shared by the metrics.
+"""Image quantisation and the input checks shared by the metrics.
 
-What a result table states about its metrics (``CONVENTIONS``, :func:`conventions_dict`), how
-model outputs become uint8 (H, W, 3) images (:func:`to_uint8`), how per-image values are made
-ready for summaries (:func:`summary_values`), and the shape / dtype checks of image pairs and
-batches.
+The SSIM conventions and the PSNR cap, how model outputs become uint8 (H, W, 3) images
+(:func:`to_uint8`), and the shape / dtype checks of image pairs and batches. What each metric is
+(direction, decimals, convention text, scorer) is in :mod:`sairbench.metrics.registry`.
 """
 
 from __future__ import annotations
@@ -12,53 +11,11 @@ import numpy as np
 
 from sairbench.errors import SairbenchError
 
-METRICS: tuple[str, ...] = ("psnr", "ssim", "l1", "lpips")
-HIGHER_IS_BETTER: dict[str, bool] = {"psnr": True, "ssim": True, "l1": False, "lpips": False}
 SSIM_CONVENTIONS: tuple[str, ...] = ("skimage", "lama")
 
 #: PSNR of two identical uint8 images is +inf per image (kept as such in per-image files);
 #: any summary (means, confidence intervals, paired tests) first clips PSNR to this many dB.
 PSNR_CAP_DB: float = 100.0
-
-CONVENTIONS: dict[str, str] = {
-    "common": (
-        "Per-image values on the composited output (prediction inside the hole, input elsewhere) "
-        "at the evaluation size (256x256, or the dataset's size), averaged per bucket; images "
-        "quantised to uint8 RGB by round(clip(x, 0, 1) * 255) with halves rounded up."
-    ),
-    "psnr": (
-        "PSNR in dB: skimage.metrics.peak_signal_noise_ratio on uint8 RGB, data_range=255. "
-        f"Identical images give +inf per image; summaries clip PSNR to {PSNR_CAP_DB:g} dB."
-    ),
-    "ssim": (
-        "SSIM: skimage.metrics.structural_similarity on uint8 RGB, data_range=255, "
-        "channel_axis=-1, default 7x7 uniform window with sample covariance (ssim_convention="
-        "'skimage'); optional ssim_convention='lama': 11x11 Gaussian window, sigma 1.5, "
-        "use_sample_covariance=False. One convention per table."
-    ),
-    "l1": "L1: mean absolute error over the whole image (all pixels and channels), values in [0, 1].",
-    "lpips": (
-        "LPIPS: lpips package v0.1, VGG16 trunk (torchvision ImageNet weights) with the package's "
-        "linear layers, inputs scaled to [-1, 1]; NaN when the VGG16 weights are not present "
-        "locally (never downloaded, never replaced by another network)."
-    ),
-}
-
-_SSIM_TEXT = {
-    "skimage": "SSIM: scikit-image, uint8 RGB, data_range=255, channel_axis=-1, 7x7 uniform window, sample covariance.",
-    "lama": "SSIM (LaMa-style): scikit-image, uint8 RGB, data_range=255, channel_axis=-1, 11x11 Gaussian window "
-    "(sigma 1.5), use_sample_covariance=False.",
-}
-
-
-def conventions_dict(ssim_convention: str = "skimage") -> dict[str, str]:
-    """The conventions of one result table, for ``meta.json``: ``CONVENTIONS`` with the SSIM entry
-    narrowed to ``ssim_convention`` and an ``ssim_convention`` key added."""
-    _check_ssim_convention(ssim_convention)
-    out = dict(CONVENTIONS)
-    out["ssim"] = _SSIM_TEXT[ssim_convention]
-    out["ssim_convention"] = ssim_convention
-    return out
 
 
 def _check_ssim_convention(convention: str) -> None:
@@ -130,11 +87,3 @@ def _check_uint8_batches(preds, gts, who: str) -> tuple[np.ndarray, np.ndarray]:
     if preds.dtype != np.uint8 or gts.dtype != np.uint8:
         raise ValueError(f"{who} takes uint8 batches (use to_uint8); got {preds.dtype} and {gts.dtype}")
     return preds, gts
-
-
-def summary_values(metric: str, values) -> np.ndarray:
-    """Per-image values made ready for a summary: float64 (N,), PSNR clipped to ``PSNR_CAP_DB``."""
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if metric == "psnr":
-        arr = np.where(np.isnan(arr), np.nan, np.minimum(arr, PSNR_CAP_DB))
-    return arr

@@ -44,25 +44,17 @@ class LIIFDecoder(LocalEnsembleDecoder):
         in_dim: C, channels of the appearance feature (0 for a model with no appearance feature).
         extra_dim: D, channels of the per-neighbour extra vector (SIR embedding), 0 for none.
         hidden: MLP hidden widths (the paper: 4 layers of 256).
-        input_residual: add the bilinear sample of the input image (as LTE does), so the MLP predicts
-            a correction to it; with a prefilled hole (``ImplicitInpainter(prefill=...)``), a
-            correction to the prefill. The last layer then starts at zero: an untrained model
-            returns its input.
     """
 
     def __init__(self, in_dim: int, extra_dim: int = 0, hidden: Sequence[int] = (256, 256, 256, 256),
                  out_dim: int = 3, feat_unfold: bool = True, cell_decode: bool = True,
-                 local_ensemble: bool = True, skip_tol: float = 1e-6, input_residual: bool = False):
+                 local_ensemble: bool = True, skip_tol: float = 1e-6):
         super().__init__(local_ensemble, skip_tol)
-        self.input_residual = input_residual
         self.in_dim, self.extra_dim, self.out_dim = in_dim, extra_dim, out_dim
         self.feat_unfold, self.cell_decode = feat_unfold, cell_decode
         self.feat_dim = in_dim * 9 if feat_unfold else in_dim
         mlp_in = self.feat_dim + extra_dim + 2 + (2 if cell_decode else 0)
         self.imnet = mlp(mlp_in, hidden, out_dim)
-        if input_residual:
-            nn.init.zeros_(self.imnet[-1].weight)
-            nn.init.zeros_(self.imnet[-1].bias)
 
     # first-layer weight split: [feature | extra | rel_coord | rel_cell]
     def _w1(self):
@@ -120,9 +112,6 @@ class LIIFDecoder(LocalEnsembleDecoder):
     def extra_weight(self):
         return self._w1()[1] if self.extra_dim else None
 
-    def residual(self, inp, coord):
-        return sample_input(inp, coord) if self.input_residual else 0.0
-
     def predict(self, state, b, idx, rel, rel_cell, extra, projected=False):
         _, We, Wr, Wc, bias = self._w1()
         h1 = rel @ Wr.t() + bias
@@ -155,6 +144,32 @@ class LIIFDecoder(LocalEnsembleDecoder):
             preds.append(self.imnet(inp_.view(B * Q, -1)).view(B, Q, -1))
             rels.append(rel)
         return plain_ensemble(preds, rels, self.local_ensemble) + self.residual(inp, coord)
+
+
+@register("liif-residual")
+class LIIFResidualDecoder(LIIFDecoder):
+    """LIIF that adds the bilinear sample of the decoder's input image (as LTE does), so its MLP
+    predicts a correction to it; behind a ``hole-fill`` input stage, a correction to the fill.
+
+    Same arguments and weights as ``liif-decoder``; the last layer starts at zero, so an untrained
+    model returns its input.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        nn.init.zeros_(self.imnet[-1].weight)
+        nn.init.zeros_(self.imnet[-1].bias)
+
+    def residual(self, inp, coord):
+        return sample_input(inp, coord)
+
+    def fresh_when_warm_started(self, spec: dict) -> list[str]:
+        """Weights (names within this decoder) that a warm start from the decoder ``spec`` describes
+        must not copy: from a decoder that predicts colours, the zero last layer stays zero."""
+        if spec.get("name") == "liif-residual":
+            return []
+        n = len(self.imnet) - 1
+        return [f"imnet.{n}.weight", f"imnet.{n}.bias"]
 
 
 @register("lte-decoder")

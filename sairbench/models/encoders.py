@@ -1,4 +1,5 @@
-"""Appearance encoders: the paper's AppEncoder (Tab. 4) and LIIF's EDSR-baseline (no upsampling).
+"""Appearance encoders: the paper's AppEncoder (Tab. 4), its resize-conv variant for photographs
+(``app-resize-conv``) and LIIF's EDSR-baseline (no upsampling).
 
 Both take the 4-channel input (masked RGB in [0, 1] with holes zeroed, plus the mask, 1 = missing)
 and return a full-resolution feature map (B, out_dim, H, W).
@@ -23,7 +24,7 @@ def _resize_conv(c_in: int, c_out: int) -> nn.Module:
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1))
 
 
-UPSAMPLERS = {"transposed": _transposed, "resize-conv": _resize_conv}
+UPSAMPLERS = {"transposed": _transposed, "resize-conv": _resize_conv}  # the training option -> layer
 
 
 @register("app-encoder")
@@ -33,24 +34,21 @@ class AppEncoder(nn.Module):
     Conv(4, w0, 7, 1, 3) - Conv(w0, w1, 4, 2, 1) - Conv(w1, w2, 4, 2, 1) - n x ResBlock(w2)
     - 2 x Conv(w2, w2, 3, 1, 1) - ConvT(w2, w1, 4, 2, 1) - ConvT(w1, w0, 4, 2, 1), ReLU after each
     conv. The last two rows of Tab. 4 ("Conv(256, 128, 4, 2, 1)", "Conv(128, 64, 4, 2, 1)") must
-    upsample, since the table's output has the input's size: ``upsample="transposed"`` (the paper's
-    reading) makes them transposed convolutions. Their four output phases have different weights,
-    so where the whole receptive field is hole (constant features) they print a period-2 grid on
-    the features and a 2-4 px grid on the fill. ``upsample="resize-conv"`` (Odena et al. 2016,
-    "Deconvolution and checkerboard artifacts") upsamples by nearest neighbour and then applies a
-    3x3 convolution: a constant input gives a constant output, no grid.
+    upsample, since the table's output has the input's size: the paper's reading makes them
+    transposed convolutions (``upsample``, the layer builder a subclass replaces). Their four output
+    phases have different weights, so where the whole receptive field is hole (constant features)
+    they print a period-2 grid on the features and a 2-4 px grid on the fill.
 
     Input (B, 4, H, W) with H, W divisible by 4; output (B, w0, H, W).
     """
 
-    def __init__(self, in_channels: int = 4, widths: Sequence[int] = (64, 128, 256), n_resblocks: int = 8,
-                 upsample: str = "transposed"):
+    upsample = staticmethod(_transposed)
+
+    def __init__(self, in_channels: int = 4, widths: Sequence[int] = (64, 128, 256), n_resblocks: int = 8):
         super().__init__()
         w0, w1, w2 = widths
         relu = lambda: nn.ReLU(inplace=True)  # noqa: E731
-        if upsample not in UPSAMPLERS:
-            raise ValueError(f"upsample {upsample!r}: use one of {tuple(UPSAMPLERS)}")
-        up = UPSAMPLERS[upsample]
+        up = self.upsample
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, w0, 7, 1, 3), relu(),
             nn.Conv2d(w0, w1, 4, 2, 1), relu(),
@@ -65,6 +63,16 @@ class AppEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+@register("app-resize-conv")
+class AppEncoderResizeConv(AppEncoder):
+    """The AppEncoder whose two upsampling layers are resize-convolutions (Odena et al. 2016,
+    "Deconvolution and checkerboard artifacts"): nearest-neighbour upsampling, then a 3x3
+    convolution, so a constant input gives a constant output, no grid. Same arguments and sizes as
+    ``app-encoder``; its upsampling layers' weights are ``body.<i>.1.*`` (the convolution)."""
+
+    upsample = staticmethod(_resize_conv)
 
 
 @register("edsr-baseline")

@@ -6,7 +6,9 @@ One composition covers every implicit model of the paper (see ``sairbench_baseli
     query_rgb(state, coord, cell) -> RGB at any continuous coordinate
 
 Images are in [0, 1] outside the model; inside, the masked image is mapped to [-1, 1] with holes
-set to 0, and concatenated with the mask (4 channels), as the paper's AppEncoder expects.
+set to 0, and concatenated with the mask (4 channels), as the paper's AppEncoder expects. An
+optional input stage (``input_fill``, a part such as ``hole-fill``) replaces the zeros of the hole
+before the encoder sees them; the paper's models have none.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import torch.nn as nn
 
 from sairbench.errors import SairbenchError
 from sairbench.inpainter import Inpainter
-from sairbench.models.prefill import PREFILLS, apply_prefill
-from sairbench.models.self_ensemble import check_self_ensemble, ensemble, record_in_spec
 from sairbench.parts import make, register
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -36,55 +36,50 @@ class ImplicitInpainter(nn.Module, Inpainter):
             ``extra_dim`` the semantic embedding size (0 without semantics).
         semantic: spec of the semantic branch (see ``sairbench.models.sir``) or None.
         name: preset name, recorded in checkpoints.
-        prefill: what the appearance encoder sees inside the hole: "zero" (the paper), "pull-push"
-            or "smooth" (biharmonic) fills from the known pixels (``sairbench.models.prefill``).
-        self_ensemble: ``inpaint`` averages the answers under 1 (off), 2, 4 or 8 flips/transposes
-            (``sairbench.models.self_ensemble``); an inference setting, no weights.
+        input_fill: spec of a part ``(values (B, 3, H, W), missing (B, 1, H, W)) -> values`` applied
+            to the encoder's input values (holes zeroed), or None (the paper: the encoder sees
+            zeros). A part with ``reaches_across`` True looks at the whole image, so tiled inference
+            computes it once (``encoder_values``) and hands each tile its share.
+
+    Inference settings such as the self-ensemble are no part of the model: they wrap it
+    (``sairbench.models.self_ensemble``).
     """
 
     any_size = True
 
     def __init__(self, appearance: dict | None, decoder: dict, semantic: dict | None = None, name: str = "implicit",
-                 prefill: str = "zero", self_ensemble: int = 1):
+                 input_fill: dict | None = None):
         super().__init__()
-        if prefill not in PREFILLS:
-            raise SairbenchError(f"prefill {prefill!r}: use one of {PREFILLS}.")
         self.name = name
-        self.prefill = prefill
         args = {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name}
-        if prefill != "zero":  # the paper's models keep the spec they always had
-            args["prefill"] = prefill
+        if input_fill is not None:  # the paper's models keep the spec they always had
+            args["input_fill"] = input_fill
         self.spec = {"name": "implicit-inpainter", "args": args}
-        self.set_self_ensemble(self_ensemble)
         self.encoder = make(appearance)
         self.decoder = make(decoder)
         self.semantic = make(semantic)
-
-    def set_self_ensemble(self, n: int) -> None:
-        """Answer ``inpaint`` as the mean over ``n`` flips/transposes (1 = off); recorded in the spec."""
-        record_in_spec(self.spec["args"], n)
-        self.self_ensemble = check_self_ensemble(n)
+        self.input_fill = make(input_fill)
 
     def fresh_when_warm_started(self, spec: dict) -> list[str]:
-        """Weights a warm start from the model ``spec`` describes must not copy: a decoder that now
-        predicts a correction to its input (``input_residual``) keeps its zero last layer."""
-        other = ((spec.get("args") or {}).get("decoder") or {}).get("args") or {}
-        if getattr(self.decoder, "input_residual", False) and not other.get("input_residual", False):
-            n = len(self.decoder.imnet) - 1
-            return [f"decoder.imnet.{n}.weight", f"decoder.imnet.{n}.bias"]
-        return []
+        """Weights a warm start from the model ``spec`` describes must not copy: those the decoder
+        names (its ``fresh_when_warm_started`` of the other model's decoder spec)."""
+        fresh = getattr(self.decoder, "fresh_when_warm_started", None)
+        other = (spec.get("args") or {}).get("decoder") or {}
+        return [f"decoder.{k}" for k in fresh(other)] if fresh is not None else []
 
     # -- LIIF's split -------------------------------------------------------------------
     def encoder_values(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H, W) in [-1, 1]: holes zeroed, then prefilled."""
+        """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H, W) in [-1, 1]: holes zeroed, then
+        filled by the ``input_fill`` stage when there is one."""
         mask = mask.to(image.dtype)
-        return apply_prefill(self.prefill, (image * 2 - 1) * (1 - mask), mask)
+        values = (image * 2 - 1) * (1 - mask)
+        return values if self.input_fill is None else self.input_fill(values, mask)
 
     def gen_feat(self, image: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None = None) -> dict[str, Any]:
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) 1 = missing -> per-image state.
 
         ``values`` (B, 3, H, W): ``encoder_values`` computed beforehand over a larger image (a tile's
-        share of a whole-image prefill); None computes them here."""
+        share of a whole-image fill); None computes them here."""
         mask = mask.to(image.dtype)
         inp = self.encoder_values(image, mask) if values is None else values
         state: dict[str, Any] = {"inp": inp, "mask": mask}
@@ -196,22 +191,13 @@ class ImplicitInpainter(nn.Module, Inpainter):
         ``tile``: core side of the tiles above ``sairbench.tiling.TILE_ABOVE`` input pixels (-1: the
         default ``TILE``; None: never tile). Models with a semantic branch are never tiled.
         Inputs and outputs above the pixel budget (``sairbench.tiling``) are refused in one line.
-        With ``self_ensemble`` n > 1 this runs n times (transformed inputs) and averages.
         """
+        from sairbench.tiling import TILE, run_tiles
+
         self.eval()
         B, _, H, W = image.shape
         out_h, out_w = (int(size[0]), int(size[1])) if size is not None else (H, W)
         self.check_inputs((H, W), (out_h, out_w), precision)
-        once = lambda x, m, s: self._inpaint_once(x, m, s, chunk, fast, precision, tile, region)  # noqa: E731
-        if self.self_ensemble == 1:
-            return once(image, mask, size)
-        return ensemble(self.self_ensemble, once, image, mask, size)
-
-    def _inpaint_once(self, image, mask, size, chunk, fast, precision, tile, region):
-        from sairbench.tiling import TILE, run_tiles
-
-        B, _, H, W = image.shape
-        out_h, out_w = (int(size[0]), int(size[1])) if size is not None else (H, W)
         chunk = chunk or self.auto_chunk(image.device)
         dtype = PRECISIONS[precision]
         tile = (TILE if tile == -1 else tile) if self.tileable else None

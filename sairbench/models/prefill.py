@@ -1,5 +1,6 @@
-"""What the appearance encoder sees inside the hole: zeros (the paper), a pull-push fill, or the
-biharmonic fill ("smooth", ``smooth_fill``).
+"""What the appearance encoder sees inside the hole: zeros (the paper), or a fill of it from the known
+pixels, the registered part ``hole-fill`` (method "pull-push" or "smooth", the biharmonic
+``smooth_fill``) that ``ImplicitInpainter(input_fill=...)`` applies to its input.
 
 Pull-push (Gortler et al. 1996, "The Lumigraph", Sec. 3.3): a mask-weighted image pyramid is built
 by averaging 2x2 blocks (pull); from the coarsest level down, each level keeps its own known share
@@ -13,9 +14,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-PREFILLS = ("zero", "pull-push", "smooth")
+from sairbench.parts import register
+
+PREFILLS = ("zero", "pull-push", "smooth")  # the training option; "zero" is no fill part at all
 
 
 def pull_push(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
@@ -84,12 +88,29 @@ def smooth_fill(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out.reshape(B, C, H, W)).to(values.device, values.dtype)
 
 
-def apply_prefill(kind: str, values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
-    """values (B, C, H, W) with holes already zeroed, missing (B, 1, H, W) -> the encoder's input values."""
-    if kind == "zero":
-        return values
-    if kind == "pull-push":
-        return pull_push(values, missing)
-    if kind == "smooth":
-        return smooth_fill(values, missing)
-    raise ValueError(f"prefill {kind!r}: use one of {PREFILLS}")
+FILLS = {"pull-push": pull_push, "smooth": smooth_fill}
+
+
+@register("hole-fill")
+class HoleFill(nn.Module):
+    """The input stage of a photo model: fills the hole of the encoder's input values from the known
+    pixels (``method``: "pull-push" or "smooth"). No weights; deterministic.
+
+    ``forward(values (B, C, H, W) with holes zeroed, missing (B, 1, H, W))`` -> the filled values,
+    known pixels unchanged. The fill at a pixel depends on the whole image (``reaches_across``), so
+    tiled inference fills the whole image once and hands each tile its share (``sairbench.tiling``).
+    """
+
+    reaches_across = True
+
+    def __init__(self, method: str):
+        super().__init__()
+        if method not in FILLS:
+            raise ValueError(f"hole-fill method {method!r}: use one of {tuple(FILLS)}")
+        self.method = method
+
+    def forward(self, values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        return FILLS[self.method](values, missing)
+
+    def extra_repr(self) -> str:
+        return self.method

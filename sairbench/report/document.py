@@ -3,9 +3,11 @@ on request, a self-contained ``report.html``.
 
 :func:`build_report` makes the :class:`Report` (format-free): one :class:`Section` per group of runs
 with equal settings (:func:`~sairbench.report.settings.group_runs`: a table never mixes runs of
-different protocol, dataset, size, limit, masks, seed or metric conventions), each with its main
-table and paired-test tables; published tables that belong to no section get one of their own.
-:func:`write_documents` renders it; :func:`write_report` does both.
+different protocol, run kind, dataset, size, limit, masks, seed or metric conventions), each with
+its main table (captioned with what its run kind measures, ``sairbench.protocol.KINDS``, when
+that is not inpainting) and paired-test tables (for the metrics with finite per-image values:
+none for the SIR mIoU probe, whose mIoU is one number per set); published tables that belong to
+no section get one of their own. :func:`write_documents` renders it; :func:`write_report` does both.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_write_text
 from sairbench.metrics import METRICS
+from sairbench.protocol import KINDS
 from sairbench.report.load import load_published, load_results, published_for
 from sairbench.report.naming import (
     METRIC_NAMES,
@@ -135,11 +138,12 @@ def build_report(
         title = group.title
         section_buckets = _section_buckets(gsum, buckets, title)
         metrics = _ordered_metrics(gsum["metric"])
-        eligible = published_for(published, group.protocol, group.dataset, section_buckets, metrics)
+        eligible = published_for(published, group.protocol, group.dataset, section_buckets, metrics, group.kind)
         used_published.update(eligible)
         pub = pd.concat([published[name] for name in eligible], ignore_index=True) if eligible else None
         label = f"tab:{group.protocol}-{group.dataset}" + (f"-{gi}" if group.differs else "")
-        table = results_table(gsum, section_buckets, metrics, f"sairbench: {title}. Best value per column in bold.",
+        what = f" ({KINDS[group.kind].description})" if group.kind != "inpainting" and group.kind in KINDS else ""
+        table = results_table(gsum, section_buckets, metrics, f"sairbench: {title}{what}. Best value per column in bold.",
                               label, pub, group_footnote(group, gsum), show_ci=show_ci, dataset=group.dataset)
         paired = _paired_tables(gper, metrics, title, label, pairs, n_boot, seed) if len(gper) else []
         sections.append(Section(title, label, table, paired, group, gper))

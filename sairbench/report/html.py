@@ -16,9 +16,11 @@ import io
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
 from sairbench.report.naming import bucket_label, label_safe, metric_title
 from sairbench.report.render import MarkdownRenderer
-from sairbench.report.settings import describe, describe_masks, lpips_status
+from sairbench.report.settings import DEFAULT_KIND, describe, describe_masks, lpips_status
 from sairbench.report.table import Cell, Note, Table
 
 _STYLE = """
@@ -104,15 +106,29 @@ def _figure(src: str, caption: str) -> str:
     return f'<figure><img src="{src}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
 
 
+def has_ratio_curves(per_image) -> bool:
+    """True when per-image rows have ``model``, ``ratio`` and a finite value of a metric drawn
+    against the hole ratio (``sairbench.figures.CURVE_LABELS``: PSNR, LPIPS)."""
+    import pandas as pd
+
+    from sairbench.figures import CURVE_LABELS
+
+    if not len(per_image) or not {"ratio", "model"} <= set(per_image.columns):
+        return False
+    return any(m in per_image.columns and np.isfinite(pd.to_numeric(per_image[m], errors="coerce")).any()
+               for m in CURVE_LABELS)
+
+
 def section_figures(section) -> list[str]:
     """The figures of a :class:`~sairbench.report.document.Section` as HTML ``<figure>``\\ s: the
-    metric against hole ratio of its per-image rows (when they have ``ratio`` and ``psnr``), then
-    each run's ``figures/qualitative.png``."""
+    metric against hole ratio of its per-image rows (when :func:`has_ratio_curves`; not for the
+    SIR mIoU probe, which has no per-image PSNR or LPIPS), then each run's
+    ``figures/qualitative.png``."""
     out = []
     per, group = section.per_image, section.group
     if group is None:
         return out
-    if len(per) and {"ratio", "psnr", "model"} <= set(per.columns):
+    if has_ratio_curves(per):
         import matplotlib.pyplot as plt
 
         from sairbench.figures import ratio_curves_figure
@@ -141,6 +157,7 @@ def _dataset(meta: dict, key: str, default: str = "?") -> str:
 #: the meta.json facts shown per run: (row title, function of the meta.json dict -> text)
 FACTS = (
     ("protocol", lambda m: describe(m.get("protocol", "?"))),
+    ("kind", lambda m: describe(m.get("kind") or DEFAULT_KIND)),
     ("dataset", lambda m: _dataset(m, "name")),
     ("split", lambda m: _dataset(m, "split")),
     ("size", lambda m: _dataset(m, "size")),

@@ -36,6 +36,8 @@ PROTOCOL_TABLES: dict[str, set[str]] = {
     "ablations": {"table4", "table6"},
     "sir-miou": {"table6"},
 }
+#: The same for runs of a kind (meta.json's ``kind``) whose protocol PROTOCOL_TABLES does not name.
+KIND_TABLES: dict[str, set[str]] = {"sir-miou": {"table6"}}
 
 
 def _read_json(path: Path) -> dict:
@@ -224,12 +226,12 @@ def load_published(table: str, folder: str | Path = "results/published") -> pd.D
     return df
 
 
-def published_for(published: dict, protocol: str, dataset: str, buckets, metrics) -> list[str]:
+def published_for(published: dict, protocol: str, dataset: str, buckets, metrics, kind: str = "inpainting") -> list[str]:
     """Names of the ``published`` tables (name -> frame) whose rows belong in the section of
-    ``protocol`` on ``dataset``: allowed by PROTOCOL_TABLES, sharing a bucket and a metric; those
-    on the same dataset when there are any."""
+    ``protocol`` (runs of ``kind``) on ``dataset``: allowed by PROTOCOL_TABLES (else KIND_TABLES),
+    sharing a bucket and a metric; those on the same dataset when there are any."""
     canon = {canonical_bucket(b) for b in buckets}
-    allowed = PROTOCOL_TABLES.get(protocol)
+    allowed = PROTOCOL_TABLES.get(protocol, KIND_TABLES.get(kind))
     eligible = []
     for name, pdf in published.items():
         if not len(pdf):

@@ -17,13 +17,14 @@ from typing import Callable
 
 import numpy as np
 
-from sairbench.metrics import HIGHER_IS_BETTER
+from sairbench.metrics import METRICS
 
-#: Direction of every metric a table may hold (``miou`` comes from the SIR probe): True = higher is better.
-DIRECTION: dict[str, bool] = {**HIGHER_IS_BETTER, "miou": True, "miou_hole": True}
-METRIC_NAMES: dict[str, str] = {"psnr": "PSNR", "ssim": "SSIM", "l1": "L1", "lpips": "LPIPS", "miou": "mIoU", "miou_hole": "mIoU (hole)"}
-#: Printed decimals per metric (3 for any other metric).
-DECIMALS: dict[str, int] = {"psnr": 2, "ssim": 3, "l1": 3, "lpips": 3, "miou": 2}
+#: Direction of every metric a table may hold (the registry's, ``sairbench.metrics.METRICS``): True = higher is better.
+DIRECTION: dict[str, bool] = {name: m.higher_is_better for name, m in METRICS.items()}
+#: Display name of every metric (the registry's titles).
+METRIC_NAMES: dict[str, str] = {name: m.title for name, m in METRICS.items()}
+#: Printed decimals per metric (the registry's; 3 for a metric it does not know).
+DECIMALS: dict[str, int] = {name: m.decimals for name, m in METRICS.items()}
 #: Where the paper's published tables come from, for the dagger note.
 PUBLISHED_SOURCE = "the SAIR paper"
 #: The paper's name of each published table (the ``table`` column of results/published/*.csv).

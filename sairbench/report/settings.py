@@ -1,11 +1,12 @@
 """The protocol settings of a run (from its meta.json) and the grouping of runs by them.
 
-A report table never mixes runs measured under different settings: protocol, dataset (name, split,
-size, limit, ...), masks (source, seed, per bucket, ...), seed and metric conventions. Paths
-(``root``, ``folder``, ``gt_dir``) are where the data lay, not what was measured: they are left out
-of the comparison (but shown in the facts). :func:`group_runs` puts runs with equal settings in one
-:class:`RunGroup`; groups that share a protocol and a dataset name are told apart by the settings
-in which they differ (:attr:`RunGroup.differs`, e.g. ``"limit 3"``).
+A report table never mixes runs measured under different settings: protocol, run kind (inpainting
+or the SIR mIoU probe), dataset (name, split, size, limit, ...), masks (source, seed, per bucket,
+...), seed and metric conventions. Paths (``root``, ``folder``, ``gt_dir``) are where the data
+lay, not what was measured: they are left out of the comparison (but shown in the facts).
+:func:`group_runs` puts runs with equal settings in one :class:`RunGroup`; groups that share a
+protocol and a dataset name are told apart by the settings in which they differ
+(:attr:`RunGroup.differs`, e.g. ``"limit 3"``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pandas as pd
 
 from sairbench.report.naming import METRIC_NAMES, bucket_label, bucket_sort_key
 
+#: the run kind of a meta.json without ``kind`` (``sairbench run`` writes it for the SIR probe only)
+DEFAULT_KIND = "inpainting"
 #: keys of meta.json's ``dataset`` / ``masks`` that are locations, not settings
 PATH_KEYS = frozenset({"root", "folder", "gt_dir", "mask_dir", "pred_dir"})
 #: short names of settings in titles: a flat key -> its label (other keys: the key's last part)
@@ -49,10 +52,11 @@ def run_settings(meta: dict) -> dict[str, str]:
             each may be absent; ``dataset`` / ``masks`` a dict or a plain name).
 
     Returns:
-        ``{"protocol": ..., "dataset.name": ..., "dataset.size": ..., "masks.source": ...,
-        "seed": ..., "conventions.ssim": ...}``: nested entries flattened with dots, paths left out.
+        ``{"protocol": ..., "kind": ..., "dataset.name": ..., "dataset.size": ..., "masks.source": ...,
+        "seed": ..., "conventions.ssim": ...}``: nested entries flattened with dots, paths left out;
+        ``kind`` is meta.json's (``"sir-miou"`` for the SIR probe), ``"inpainting"`` when it has none.
     """
-    out = {"protocol": _name(meta.get("protocol"))}
+    out = {"protocol": _name(meta.get("protocol")), "kind": _text(meta.get("kind") or DEFAULT_KIND)}
     for section in ("dataset", "masks"):
         value = meta.get(section)
         if isinstance(value, dict):
@@ -88,15 +92,17 @@ def setting_label(key: str, value: str) -> str:
 @dataclass
 class RunGroup:
     """Runs measured under one setting: ``metas`` (meta.json dicts with ``_run`` and ``_dir``),
-    their shared ``settings`` (:func:`run_settings`), and ``differs``: labels of the settings in
-    which this group differs from other groups of the same protocol and dataset (empty when it is
-    the only one)."""
+    their shared ``settings`` (:func:`run_settings`), ``differs``: labels of the settings in which
+    this group differs from other groups of the same protocol and dataset (empty when it is the
+    only one), and ``kind``: what the runs measured (``"inpainting"``, or ``"sir-miou"`` for the
+    SIR mIoU probe; part of the settings, so a group never mixes kinds)."""
 
     protocol: str
     dataset: str
     settings: dict[str, str]
     metas: list[dict]
     differs: list[str] = field(default_factory=list)
+    kind: str = DEFAULT_KIND
 
     @property
     def runs(self) -> list[str]:
@@ -127,7 +133,7 @@ def group_runs(metas: list[dict]) -> list[RunGroup]:
         key = settings_key(meta)
         if key not in groups:
             s = run_settings(meta)
-            groups[key] = RunGroup(s["protocol"], s.get("dataset.name", ""), s, [])
+            groups[key] = RunGroup(s["protocol"], s.get("dataset.name", ""), s, [], kind=s["kind"])
         groups[key].metas.append(meta)
     out = list(groups.values())
     for g in out:
@@ -168,7 +174,11 @@ def describe_masks(masks) -> str:
 
 def lpips_status(meta: dict) -> str:
     """``"computed"``, ``"unavailable (VGG16 weights not found)"`` or ``"unrecorded"`` from
-    meta.json's ``lpips`` entry (``{available, reason}``)."""
+    meta.json's ``lpips`` entry (``{available, reason}``); ``"not measured (sir-miou run)"`` for a
+    run of another kind than inpainting."""
+    kind = meta.get("kind") or DEFAULT_KIND
+    if kind != DEFAULT_KIND:
+        return f"not measured ({kind} run)"
     lp = meta.get("lpips")
     if not isinstance(lp, dict):
         return "unrecorded"

@@ -70,7 +70,7 @@ class TrainConfig:
     input_residual: bool = False  # LIIF decoder: predict a correction to the (prefilled) input image
     stop_at: int | None = None  # end at this step with the learning-rate schedule of `steps` (as an interrupted run)
     loss: str = "l1"  # colour loss: l1 (the paper) or l2 (mean squared error, what PSNR measures)
-    self_ensemble: int = 1  # the checkpoint's inference setting (ImplicitInpainter.self_ensemble); training unchanged
+    self_ensemble: int = 1  # the checkpoint's inference setting (its 'inference' entry); training unchanged
     sources: dict[str, str] = field(default_factory=dict)  # option -> flag | recipe | checkpoint | default
 
     def given(self, key: str) -> bool:
@@ -87,19 +87,6 @@ class TrainConfig:
             flag = "--" + key.replace("_", "-")
             raise SairbenchError(f"{checkpoint}: was trained with {key} '{value}' but {flag} {getattr(self, key)} was "
                                  f"given; drop {flag} (it is taken from the checkpoint) or build on another checkpoint.")
-
-    def model_options(self) -> dict[str, Any]:
-        """Preset.spec overrides of the options that differ from the paper's model (none by default)."""
-        options: dict[str, Any] = {}
-        if self.prefill != "zero":
-            options["prefill"] = self.prefill
-        if self.upsample != "transposed":
-            options["appearance_args"] = {"upsample": self.upsample}
-        if self.input_residual:
-            options["decoder_args"] = {"input_residual": True}
-        if self.self_ensemble != 1:
-            options["self_ensemble"] = self.self_ensemble
-        return options
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sairbench.checkpoint import git_commit, load_checkpoint, load_weights, save_checkpoint
+from sairbench.checkpoint import git_commit, load_checkpoint, load_weights, save_checkpoint, set_inference
 from sairbench.errors import SairbenchError
 from sairbench.semantic.clip_weights import clip_weights_given
 from sairbench.train.batches import step_batches
@@ -155,7 +155,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
                            "commit": git_commit(), "torch": str(torch.__version__), "world_size": world,
                            "device": str(device)},
         }
-        save_checkpoint(path, payload)
+        save_checkpoint(path, set_inference(payload, self_ensemble=cfg.self_ensemble))
 
     bar = _progress(progress and rank == 0)
     log_lines = not bar.console.is_terminal  # a log file gets one JSON line per 50 steps

@@ -144,14 +144,10 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     if preset is None:
         raise SairbenchError(f"'{cfg.model}' is not a trainable preset; train semantic, sir or an implicit preset "
                              "(see `sairbench models`).")
-    if preset.appearance != "app" and cfg.upsample != "transposed":
-        raise SairbenchError(f"--upsample {cfg.upsample}: '{cfg.model}' has no AppEncoder (only it upsamples); drop --upsample.")
-    if cfg.input_residual and preset.decoder != "liif":
-        raise SairbenchError(f"--input-residual: '{cfg.model}' has an {preset.decoder.upper()} decoder, which adds its "
-                             "input already; drop --input-residual.")
+    photo = preset.photo_options(cfg.prefill, cfg.upsample, cfg.input_residual)  # parts of the photo models
     if not preset.semantic:
         refuse_unused(cfg, set(COLOUR_ONLY))
-        model = preset.build(cfg.size, **cfg.model_options())
+        model = preset.build(cfg.size, **photo)
     else:
         sir_path = _checkpoint_or_shipped(cfg, "sir_checkpoint", "sir")
         sir_ckpt = check_kind(load_checkpoint(sir_path), sir_path, ("semantic-branch",),
@@ -161,7 +157,7 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         if preset.filler == "sir":
             cfg.inherit("size", sir_ckpt["model"].get("size"), sir_path)
         model = preset.build(cfg.size,
-                             encoder=sir_ckpt["model"]["args"]["args"]["encoder"], **cfg.model_options())
+                             encoder=sir_ckpt["model"]["args"]["args"]["encoder"], **photo)
         sd = sir_ckpt["model"]["sd"]
         if preset.filler == "sir":
             load_weights(model.semantic, sd, sir_path)
