@@ -194,9 +194,10 @@ def external_prefixes(model: torch.nn.Module) -> list[str]:
 def load_weights(model: torch.nn.Module, sd: dict, source: str) -> None:
     """Load ``sd`` into ``model`` with strict keys (external encoders excepted); a mismatch is one
     line naming ``source`` and the first keys at fault."""
-    skip = tuple(p for p in external_prefixes(model) if p)
+    prefixes = external_prefixes(model)
+    skip = tuple(p for p in prefixes if p)
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if not (skip and k.startswith(skip))]
+    missing = [] if "" in prefixes else [k for k in missing if not (skip and k.startswith(skip))]
     if missing or unexpected:
         raise SairbenchError(f"{source}: its weights do not fit the model it describes (missing {missing[:3]}, "
                              f"unexpected {list(unexpected)[:3]}); pass a checkpoint of the same model and size, or retrain it.")

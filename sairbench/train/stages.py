@@ -161,8 +161,9 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         sd = sir_ckpt["model"]["sd"]
         if preset.filler == "sir":
             load_weights(model.semantic, sd, sir_path)
-        else:  # NFS: only the encoder
-            model.semantic.encoder.load_state_dict({k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")})
+        else:  # NFS: only the encoder (CLIP's and SAM's weights come from their own files)
+            load_weights(model.semantic.encoder, {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")},
+                         sir_path)
         model.semantic.set_sir_trainable(cfg.joint)
 
     colour_loss = F.mse_loss if cfg.loss == "l2" else F.l1_loss
