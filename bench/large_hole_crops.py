@@ -1,4 +1,4 @@
-"""Before/after crops of a large hole (issue 14): a 70-pixel disc on scikit-image's astronaut at
+"""Before/after crops of a large hole: a 70-pixel disc on scikit-image's astronaut at
 512x512, filled by the faces LIIF and the first photo LIIF (before: the paper's AppEncoder with
 transposed convolutions), the shipped photo LIIF (after: resize-conv upsampling over a biharmonic
 prefill), Telea and biharmonic; PNG crops in docs/img/. Also measures the share of the pattern's

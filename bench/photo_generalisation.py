@@ -1,5 +1,5 @@
-"""How much of a photo model's gain over its biharmonic prefill survives on photographs it never saw
-(issue 14): PSNR inside the hole of the model minus that of ``prefill.smooth_fill`` on
+"""How much of a photo model's gain over its biharmonic prefill survives on photographs it never saw:
+PSNR inside the hole of the model minus that of ``prefill.smooth_fill`` on
   * ``train-crops``: 56 training crops (the train split's random multi-scale crops, resized to 128),
     taken from the training photographs in turn,
   * ``test-crops``: 56 crops drawn the same way from the *test* photographs in turn,

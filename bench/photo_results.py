@@ -110,7 +110,7 @@ def main(test_run: str, val_runs: list[str], check_run: str | None = None) -> No
               for pair in pairs]
     info = meta["model_info"].get("liif@photos") or {}
     n_photos = len({i.split("@")[0] for i in per_image.image})
-    generated = f"""# Results on real photographs (issue 14)
+    generated = f"""# Results on real photographs
 
 Photographs are split by photograph (`sairbench.data.photos.split_of`): a quarter by name hash are
 **test**; of the rest, those of the validation packages are **val** (selection only), the others

@@ -21,11 +21,11 @@ safetensors with ``safetensors``.
 weights (``INFERENCE``: ``self_ensemble``, 2/4/8, absent = 1); :func:`build` (and so
 :func:`load_model`) applies them with :func:`apply_inference`, e.g. the self-ensemble wrapper.
 
-Older checkpoints are upgraded on reading (:func:`upgrade`; weights unchanged): format 1 (model
-args without a part name), and implicit models whose spec held the photo options and the
+Other layouts are upgraded on reading (:func:`upgrade`; weights unchanged): format 1 (model args
+without a part name), and implicit models whose spec holds the photo options and the
 self-ensemble as arguments (``prefill``, the AppEncoder's ``upsample``, the LIIF decoder's
-``input_residual``, ``self_ensemble``), which are now parts (``hole-fill``, ``app-resize-conv``,
-``liif-residual``) and an inference setting.
+``input_residual``, ``self_ensemble``; the shipped photo files do), read as the parts
+``hole-fill``, ``app-resize-conv`` and ``liif-residual`` and the inference setting.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ INFERENCE = ("self_ensemble",)
 
 
 def upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older checkpoint to the current schema (in place); weights are unchanged.
+    """Bring a checkpoint of another layout to the current schema (in place); weights are unchanged.
 
     Format 1: preset args become an ``implicit-inpainter`` part spec. Implicit models with the
     photo options as arguments: see :func:`_options_as_parts`."""

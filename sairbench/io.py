@@ -59,11 +59,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def warn_once(path: str | os.PathLike, kind: str, message: str) -> None:
     """One warning line (logger ``sairbench.io``) per file and kind in this process."""
     key = (str(Path(path).resolve()), kind)

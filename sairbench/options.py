@@ -1,7 +1,7 @@
 """The options of one evaluation job (``sairbench run``, ``cache build``), in one typed record.
 
 :class:`RunOptions` is what the user typed: every field is one command-line flag, declared once
-here with its help text (``sairbench.cli.options_command`` turns the fields into the command's
+here with its help text (``sairbench.cli.flags.record_command`` turns the fields into the command's
 flags, so a new option is one field plus the code that uses it). :meth:`RunOptions.resolve` fills
 what the user left unset, once, from the environment, the protocol file and the dataset's
 defaults, validates every value, and records where each value came from

@@ -219,7 +219,7 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
     for other in folders[1:]:  # shards in folders of their own recorded their models there
         known = {**other.model_infos(), **known}
     for m in first.names:
-        if m not in known:  # no shard recorded it (runs older than model_info.json): load it here
+        if m not in known:  # no shard recorded it (a folder without model_info.json): load it here
             try:
                 known[m] = model_info(load_model_for_run(m, first.checkpoints, first.self_ensemble))
             except Exception as exc:  # the shards ran elsewhere: keep merging, say so

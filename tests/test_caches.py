@@ -1,4 +1,4 @@
-"""Issue 12: caches change speed, never numbers. Frozen-encoder features (SAIRBENCH_FEATURE_CACHE=1)
+"""Caches change speed, never numbers. Frozen-encoder features (SAIRBENCH_FEATURE_CACHE=1)
 give the same evaluation and the same training as without them, and are keyed by the encoder."""
 
 import pandas as pd

@@ -1,4 +1,4 @@
-"""Issue 14: say the domain. Checkpoints record what they were trained on, `sairbench models`
+"""Say the domain. Checkpoints record what they were trained on, `sairbench models`
 shows it, `inpaint` says when a photograph is far from a model's domain, and with no model it
 uses the shipped photo model (Telea when none is shipped)."""
 

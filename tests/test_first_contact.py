@@ -1,4 +1,4 @@
-"""Issue 13: what a newcomer hits first. Usage errors are one line + the usage hint (exit 2), bare
+"""What a newcomer hits first. Usage errors are one line + the usage hint (exit 2), bare
 `sairbench` shows help (exit 0), Ctrl-C says how to resume (exit 130), --version names the commit
 of the shipped checkpoints, progress is visible in a log file, LPIPS is explained once."""
 

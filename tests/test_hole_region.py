@@ -1,4 +1,4 @@
-"""Issue 12: evaluation queries only the hole (and SIR only the cells read there); the composite is
+"""Evaluation queries only the hole (and SIR only the cells read there); the composite is
 bit-identical to querying every pixel, for every implicit preset, with and without semantics."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Issue 11's probes, kept as tests: a hostile or careless user gets one clear line, never a
+"""A hostile or careless user gets one clear line, never a
 traceback, a silently wrong number, code execution or a write outside the chosen folder."""
 
 import json

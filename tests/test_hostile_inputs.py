@@ -1,4 +1,4 @@
-"""Hostile and careless inputs (issue 11): every PIL mode, grey and all-hole masks, partial or
+"""Hostile and careless inputs: every PIL mode, grey and all-hole masks, partial or
 mismatched prediction sets in `eval`, bad `inpaint` options, and the pixel budget / tiles."""
 
 from __future__ import annotations

@@ -306,7 +306,7 @@ def test_sairbench_run_with_both_peers(tmp_path, released):
 
 
 def test_published_and_in_suite_lama_rows_side_by_side(tmp_path):
-    """Issue 15 item 4: the paper's LaMa row (marked †, not recomputed) next to the suite's own."""
+    """The paper's LaMa row (marked †, not recomputed) next to the suite's own."""
     from sairbench.report import write_report
     from tests.test_report import make_run
 

@@ -1,8 +1,8 @@
 """The photo models' options as parts of their own: a fill of the hole for the appearance encoder
 (``hole-fill``: pull-push or biharmonic), an AppEncoder upsampling that cannot print a grid on a
 constant region (``app-resize-conv``) and a LIIF decoder predicting a correction to its input
-(``liif-residual``); the preset rows that swap them in, and the older specs that held them as
-arguments, converted on reading."""
+(``liif-residual``); the preset rows that swap them in, and specs that hold them as arguments,
+rewritten as parts on reading (``checkpoint.upgrade``)."""
 
 import pytest
 import torch
@@ -242,7 +242,7 @@ def test_specs_with_the_options_as_arguments_are_read_as_the_parts():
     assert ckpt["model"]["args"]["args"] == {"appearance": {"name": "app-encoder", "args": {"widths": [8, 8, 8]}},
                                              "decoder": {"name": "liif-decoder", "args": {"in_dim": 8}}, "name": "liif"}
     assert "inference" not in ckpt["model"]
-    # the shipped photo checkpoints were written with the arguments; they load as the parts
+    # the shipped photo checkpoints hold the arguments; they load as the parts
     path = shipped_path("liif@photos-residual")
     if not path.is_file():
         pytest.skip(f"{path.name} not shipped")

@@ -1,4 +1,4 @@
-"""Issue 12: every external weight is pinned. A model trained on one CLIP file refuses another
+"""Every external weight is pinned. A model trained on one CLIP file refuses another
 (one line, both digests) unless the override is asked for (and recorded); nothing downloads
 unless the open_clip tag is named; text embeddings are computed once per (weights, classes)."""
 

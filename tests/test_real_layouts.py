@@ -1,4 +1,4 @@
-"""Issue 12: the paper's protocol on trees fabricated in the real on-disk layouts (CelebAMask-HQ,
+"""The paper's protocol on trees fabricated in the real on-disk layouts (CelebAMask-HQ,
 ADEChallengeData2016, NVIDIA's Liu et al. 2018 test masks) runs at the paper's 256x256 on the
 whole test split by default, says so in meta.json, and states how non-square images were fitted."""
 

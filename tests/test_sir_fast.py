@@ -1,4 +1,4 @@
-"""Issue 12: SIR's cost where AIR reads it. Two exact rewrites of the same function: SIR blends its
+"""SIR's cost where AIR reads it. Two exact rewrites of the same function: SIR blends its
 local ensemble before its (wide) last layer, and SIR's cell table holds AIR's first-layer term of the
 normalised embedding, computed from SIR's hidden state without forming the embedding."""
 

@@ -219,12 +219,6 @@ def default_root(root: str | os.PathLike | None, folder_name: str, dataset: str)
     return Path(base).expanduser() / folder_name
 
 
-def require_dir(path: Path, what: str, fix: str) -> Path:
-    if not path.is_dir():
-        raise SairbenchError(f"expected {what} at {path}, but there is no such folder; {fix}")
-    return path
-
-
 def apply_limit(n: int, limit: int | None) -> int:
     if limit is None:
         return n

@@ -45,7 +45,8 @@ DEBIAN_PHOTOS: dict[str, tuple[str, tuple[str, ...]]] = {
         "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi"))),
     "lomiri-wallpapers-20.04": ("usr/share/backgrounds", ("Kleiber_by_Lukas_Baubkus.jpg",)),
 }
-# Added after the first photo checkpoints were trained (on the two packages above): their photographs
+# No shipped photo checkpoint was trained on these two packages (only on mate-backgrounds and
+# plasma-workspace-wallpapers of this corpus): their photographs
 # that are not test photographs form the validation split, where checkpoints and inference settings
 # are selected (docs/results-photos.md); nothing trains on them.
 VALIDATION_PACKAGES = ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")

@@ -7,8 +7,8 @@ ensemble, area weights). Each decoder has two paths that compute the same functi
   one MLP pass per neighbour for every query).
 * ``query``: the fast path. Two exact rewrites:
 
-  1. At scale 1 with queries at pixel centres, three of the four area weights are ~1e-9 of the
-     total (away from the last row/column). Neighbour terms whose normalised weight is below
+  1. At scale 1 with queries at pixel centres, three of the four area weights are ~2.5e-10 of
+     the total (away from the last row/column). Neighbour terms whose normalised weight is below
      ``skip_tol`` are not computed at all.
   2. LIIF only: the first MLP layer's feature term ``W_f @ unfold3x3(feat)`` does not depend on
      the query offset, so it is a 3x3 convolution computed once per feature cell (or, when few

@@ -1,8 +1,9 @@
 """Appearance encoders: the paper's AppEncoder (Tab. 4), its resize-conv variant for photographs
 (``app-resize-conv``) and LIIF's EDSR-baseline (no upsampling).
 
-Both take the 4-channel input (masked RGB in [0, 1] with holes zeroed, plus the mask, 1 = missing)
-and return a full-resolution feature map (B, out_dim, H, W).
+Each takes the 4-channel input that ``ImplicitInpainter.encoder_values`` makes (the masked RGB
+mapped to [-1, 1] with holes zeroed, or filled by an input stage such as ``hole-fill``, plus the
+mask, 1 = missing) and returns a full-resolution feature map (B, out_dim, H, W).
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ class AppEncoderResizeConv(AppEncoder):
 class EDSRBaseline(nn.Module):
     """EDSR-baseline as LIIF uses it (``no_upsampling=True``): head conv, residual body, global skip.
 
-    The RGB channels have the DIV2K mean subtracted (EDSR's ``sub_mean``, rgb_range 1); the mask
-    channel passes as is. Paper size: n_resblocks=16, n_feats=64. Input (B, 4, H, W) -> (B, n_feats, H, W).
+    The RGB channels (in [-1, 1], as every appearance encoder gets them) have ``RGB_MEAN``, EDSR's
+    DIV2K mean on the [0, 1] scale (its ``sub_mean`` at rgb_range 1), subtracted; the mask channel
+    passes as is. Paper size: n_resblocks=16, n_feats=64. Input (B, 4, H, W) -> (B, n_feats, H, W).
     """
 
     RGB_MEAN = (0.4488, 0.4371, 0.4040)

@@ -52,7 +52,7 @@ class ImplicitInpainter(nn.Module, Inpainter):
         super().__init__()
         self.name = name
         args = {"appearance": appearance, "decoder": decoder, "semantic": semantic, "name": name}
-        if input_fill is not None:  # the paper's models keep the spec they always had
+        if input_fill is not None:  # the paper's models have no input_fill key in their spec
             args["input_fill"] = input_fill
         self.spec = {"name": "implicit-inpainter", "args": args}
         self.encoder = make(appearance)

@@ -65,7 +65,7 @@ class TrainConfig:
     semantic_encoder: str = "indomain"  # `sir`: indomain (from semantic_checkpoint), clip or sam
     clip_weights: str | None = None  # `sir --semantic-encoder clip`: a local file or an open_clip tag (default $SAIRBENCH_CLIP_WEIGHTS)
     init: str | None = None  # start from this checkpoint's weights (same model), fresh optimizer and schedule
-    prefill: str = "zero"  # hole content the appearance encoder sees: zero (paper) or pull-push
+    prefill: str = "zero"  # hole content the appearance encoder sees: zero (paper), pull-push or smooth
     upsample: str = "transposed"  # AppEncoder upsampling: transposed (paper) or resize-conv (no grid)
     input_residual: bool = False  # LIIF decoder: predict a correction to the (prefilled) input image
     stop_at: int | None = None  # end at this step with the learning-rate schedule of `steps` (as an interrupted run)
