@@ -101,6 +101,8 @@ def test_train_clip_weights_flag_beats_the_environment_in_every_stage(tmp_path, 
     ckpt = load_checkpoint(tmp_path / "y" / "last.pt")
     assert ckpt["model"]["args"]["args"]["semantic"]["args"]["encoder"]["args"]["weights_file"] == "clip-a.pt"
     assert ckpt["train"]["sources"]["clip_weights"] == "flag" and ckpt["train"]["sources"]["size"] == "checkpoint"
+    (used,) = ckpt["external_weights"].values()
+    assert used["file"] == "clip-a.pt" and used["override"] is None
     # and the other way round: env a, flag b -> b is what the encoder is built on (refused: not the SIR's)
     monkeypatch.setenv(ENV_CLIP_WEIGHTS, str(a))
     with pytest.raises(SairbenchError, match="clip-b.pt has weights sha256"):
@@ -112,7 +114,8 @@ def test_weight_mismatch_override_and_digests_are_in_meta(tmp_path, two_clip_fil
 
     a, b = two_clip_files
     sir = _sir_on(a, tmp_path, monkeypatch)
-    invoke(["train", "sair", "--sir-checkpoint", sir, "--clip-weights", str(a), *TINY, "--out", str(tmp_path / "sair")])
+    monkeypatch.setenv(ENV_CLIP_WEIGHTS, str(a))
+    invoke(["train", "sair", "--sir-checkpoint", sir, *TINY, "--out", str(tmp_path / "sair")])
     monkeypatch.setenv(ENV_CLIP_WEIGHTS, str(b))
     monkeypatch.setenv(ENV_ALLOW_MISMATCH, "1")
     invoke(["run", "-m", "sair", "--checkpoint", f"sair={tmp_path / 'sair' / 'last.pt'}", "--limit", "1",

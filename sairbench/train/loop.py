@@ -88,6 +88,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     after that many steps with a checkpoint, as an interruption would (``--resume`` continues).
     """
     from sairbench.data import get_dataset
+    from sairbench.evaluate import external_weights
+
     rank, world = _dist_info()
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
@@ -151,6 +153,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
                      "sampling": getattr(dataset, "sampling", None) or f"whole images, {dataset.fit} to the training size",
                      "masks": "sairbench.masks.sample_training_mask, seeded by (seed, step)"},
             "history": history,
+            "external_weights": external_weights(model),  # CLIP/SAM files used: name, digest, override
             "provenance": {"command": " ".join(["sairbench"] + sys.argv[1:]) if sys.argv else "",
                            "commit": git_commit(), "torch": str(torch.__version__), "world_size": world,
                            "device": str(device)},
