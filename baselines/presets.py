@@ -55,6 +55,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                                "init": "{edsr-wo}"}}),
     Preset("sair", "app", "liif", "sir", "SAIR: AIR (LIIF on AppEncoder + SIR embedding) over SIR", recipes={
         "gpu1500": {"steps": 1500, **T1, **SIR_}, "gpu4000": {"steps": 4000, **T1, **SIR_},
+        # the gpu4000 run's snapshot at step 1600 (its schedule, stopped there): SAIR at LIIF's wall time
+        "gpu4000-step1600": {"steps": 4000, "stop_at": 1600, **T1, **SIR_},
         "ft2000": {"steps": 2000, **T1, **HOLE, "init": "{sair@gpu4000}", **SIR_},
         "": {"steps": 6000, **T1, **HOLE2, "init": "{sair@ft2000}", **SIR_}}),
     Preset("semlte", "app", "lte", "sir", "SemLTE: LTE decoder with the SIR embedding (Tab. 4)",

@@ -123,7 +123,9 @@ def inpaint_image(opts: InpaintOptions, console=None) -> Path:
             if implicit and (oh, ow) == (h, w) and h * w <= TILE_ABOVE:  # known pixels are copied below: query the hole alone
                 kw["region"], work = "hole", int(hole.sum())  # (larger inputs go through the memory-bounded tiles)
             passes = getattr(net, "self_ensemble", 1)  # the self-ensemble answers every pixel n times
-            with progress(work * passes, f"inpaint {model}", "pixels", console) as bar, query_progress(bar.advance):
+            unit = "hole pixels" if "region" in kw else "pixels"
+            with progress(work, f"inpaint {model}", unit, console) as bar, \
+                    query_progress(lambda n: bar.advance(n / passes)):
                 pred = net.inpaint(x, mt, size=opts.size, **kw)
             del x, mt
             result = quantised(pred.cpu())

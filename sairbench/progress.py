@@ -75,7 +75,7 @@ class Progress:
         self.last_line = time.perf_counter()
         eta = self.eta_s()
         tail = "done" if final else (f"ETA {_fmt(eta)}" if eta is not None else "ETA unknown")
-        self.console.print(f"{self.description}: {self.done}/{self.total} {self.unit}, "
+        self.console.print(f"{self.description}: {round(self.done)}/{self.total} {self.unit}, "
                            f"{_fmt(time.perf_counter() - self.start)} elapsed, {tail}", highlight=False)
 
 

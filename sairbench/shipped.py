@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sairbench.checkpoint import export_safetensors, load_checkpoint, set_inference, shipped_path
+from sairbench.checkpoint import SHIPPED_DIR, export_safetensors, load_checkpoint, set_inference, shipped_path
 from sairbench.train import STAGES, make_config, recipe_of, train
 
 
@@ -164,3 +164,59 @@ if __name__ == "__main__":
         print(ship(sys.argv[1], sys.argv[2]))
     else:
         write_checkpoints_doc()
+
+
+def _short_reason(why: str) -> str:
+    if "weights" in why:
+        return "no: needs its weights"
+    if "checkpoint" in why:
+        return "no: needs a checkpoint"
+    return "no"
+
+
+def runnable_models() -> list[dict[str, str]]:
+    """Every registered model and every stage tag of it (shipped files and recipes), one dict each:
+    name, kind, description, trained on, variant, needs, ready (short), ready here (why), recipe, file."""
+    from sairbench.domain import domain_text, shipped_domain
+    from sairbench.registry import list_models
+
+    rows = []
+    for spec in list_models():
+        recipes = spec.preset.recipes if spec.preset is not None else {}
+        pattern = re.compile(rf"{re.escape(spec.name)}-(.+?)-(?:tiny|paper)-.+\.safetensors")
+        shipped_tags = {m.group(1) for p in SHIPPED_DIR.glob(f"{spec.name}-*.safetensors")
+                        if (m := pattern.fullmatch(p.name))}
+        for tag in [None, *sorted(shipped_tags | {t for t in recipes if t})]:
+            name = spec.name if tag is None else f"{spec.name}@{tag}"
+            ok, why = spec.available(tag)
+            path = shipped_path(name)
+            recipe = recipes.get(tag or "")
+            rows.append({
+                "name": name, "kind": spec.kind, "description": spec.description,
+                "trained on": domain_text(shipped_domain(name)) if spec.preset is not None else "-",
+                "variant": variant_text(recipe) if recipe else "", "needs": spec.needs,
+                "ready": "yes" if ok else _short_reason(why), "ready here": "yes" if ok else f"no: {why}",
+                "recipe": recipe_command(name) if recipe is not None else ("" if spec.preset is None else "none"),
+                "file": str(path) if spec.preset is not None and path.is_file() else "",
+            })
+    for name, stage in STAGES.items():  # the stages the semantic presets and the mIoU probe build on
+        path = shipped_path(name)
+        rows.append({"name": name, "kind": "stage", "description": stage.description,
+                     "trained on": domain_text(shipped_domain(name)), "variant": "", "needs": "nothing",
+                     "ready": "yes" if path.is_file() else "no: train it", "recipe": recipe_command(name),
+                     "ready here": "yes" if path.is_file() else f"no: `{recipe_command(name)}`",
+                     "file": str(path) if path.is_file() else ""})
+    return rows
+
+
+def variant_text(recipe: dict) -> str:
+    """How a recipe's model departs from the paper's (prefill, input residual, upsampling, self-ensemble)."""
+    parts = []
+    if recipe.get("prefill", "zero") != "zero":
+        what = {"smooth": "biharmonic", "pull-push": "pull-push"}.get(recipe["prefill"], recipe["prefill"])
+        parts.append(f"sees a {what} fill of the hole" + (" and predicts a correction to it" if recipe.get("input_residual") else ""))
+    if recipe.get("upsample", "transposed") != "transposed":
+        parts.append(f"{recipe['upsample']} upsampling")
+    if recipe.get("self_ensemble", 1) != 1:
+        parts.append(f"answers as the mean over {recipe['self_ensemble']} flips/transposes")
+    return ", ".join(parts) or "the paper's model"

@@ -53,7 +53,7 @@ def test_models_shows_the_training_domain(capsys, monkeypatch):
 
 
 def test_photo_variants_are_described():
-    from sairbench.cli.models import variant_text
+    from sairbench.shipped import variant_text
 
     text = variant_text({"prefill": "smooth", "input_residual": True, "upsample": "resize-conv"})
     assert text == "sees a biharmonic fill of the hole and predicts a correction to it, resize-conv upsampling"

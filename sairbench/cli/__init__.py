@@ -50,10 +50,32 @@ def _exit_for_click(exc: BaseException) -> int | None:
     return None
 
 
+def _plain_flags(command) -> None:
+    """On/off flags show no value type in --help (typer would print ``<bool>`` after each)."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+    make_help = getattr(command, "get_help_option", None)
+    if make_help is not None:  # click adds --help when the help is asked for
+        def help_option(ctx, make_help=make_help):
+            option = make_help(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+
+
 def main() -> None:
+    import typer
+
     _one_line_warnings()
+    command = typer.main.get_command(app)
+    _plain_flags(command)
     try:
-        rc = app(standalone_mode=False, prog_name="sairbench")
+        rc = command.main(standalone_mode=False, prog_name="sairbench")
     except SairbenchError as err:
         Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -73,11 +73,21 @@ def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
     return h, w
 
 
+BEST_MARK = "*"  # marks the best value of a bucket and metric; survives a pipe, unlike bold
+
+
+def summary_legend(first_metric: str) -> str:
+    """The line under the terminal table that says how to read it."""
+    return (f"± = 95 % CI over images; ↑ higher is better, ↓ lower; {BEST_MARK} = best in its bucket "
+            f"(bold on a terminal); per bucket, models best first by {first_metric}")
+
+
 def print_summary(run: Path, title: str) -> None:
-    """The run's summary as a rich table: per bucket, models best first (by the first metric over
-    all buckets), the best value of each bucket and metric in bold. Directions and decimals are the
-    metric registry's (``sairbench.metrics.METRICS``; a metric it does not know: higher is better,
-    3 decimals); the best is compared at the printed precision."""
+    """The run's summary as a rich table: per bucket, models best first (by that bucket's first
+    metric), the best value of each bucket and metric marked (``BEST_MARK``, bold on a terminal),
+    a legend line, then the folder written. Directions and decimals are the metric registry's
+    (``sairbench.metrics.METRICS``; a metric it does not know: higher is better, 3 decimals); the
+    best is compared at the printed precision."""
     import math
 
     import pandas as pd
@@ -92,6 +102,9 @@ def print_summary(run: Path, title: str) -> None:
     def decimals(metric: str) -> int:
         return METRICS[metric].decimals if metric in METRICS else 3
 
+    def higher(metric: str) -> bool:
+        return metric not in METRICS or METRICS[metric].higher_is_better
+
     def score(model: str, bucket: str, metric: str, printed: bool = False) -> float:
         """The mean, negated when lower is better (-inf for none); rounded as printed with ``printed``."""
         mean = value.get((model, bucket, metric), (math.nan,))[0]
@@ -99,13 +112,16 @@ def print_summary(run: Path, title: str) -> None:
             return -math.inf
         if printed and math.isfinite(mean):
             mean = round(mean, decimals(metric))
-        return mean if metric not in METRICS or METRICS[metric].higher_is_better else -mean
+        return mean if higher(metric) else -mean
 
-    models = sorted(dict.fromkeys(summary["model"]), key=lambda m: -score(m, "all", metrics[0]))
-    table = Table(title=title, caption=f"models by {metrics[0]} over all buckets, best first; best per column in bold")
-    for col in ("model", "bucket", *metrics):
-        table.add_column(col, justify="left" if col in ("model", "bucket") else "right")
+    all_models = list(dict.fromkeys(summary["model"]))
+    table = Table(title=title, caption=summary_legend(metrics[0]))
+    for col in ("model", "bucket"):
+        table.add_column(col, justify="left")
+    for m in metrics:
+        table.add_column(f"{m} {'↑' if higher(m) else '↓'}", justify="right")
     for bucket in buckets:
+        models = sorted(all_models, key=lambda x: -score(x, bucket, metrics[0]))
         best = {m: max(score(x, bucket, m, True) for x in models) for m in metrics}
         for model in models:
             cells = []
@@ -116,7 +132,9 @@ def print_summary(run: Path, title: str) -> None:
                     continue
                 digits = decimals(m)
                 text = f"{mean:.{digits}f}±{ci:.{digits}f}" if ci == ci else f"{mean:.{digits}f}"
-                cells.append(f"[bold]{text}[/bold]" if score(model, bucket, m, True) == best[m] else text)
+                is_best = score(model, bucket, m, True) == best[m] and math.isfinite(best[m])
+                cells.append(f"[bold]{text}{BEST_MARK}[/bold]" if is_best else f"{text} ")
             table.add_row(model, bucket, *cells)
         table.add_section()
     console.print(table)
+    console.print(f"wrote {run}", highlight=False, soft_wrap=True)

@@ -13,39 +13,36 @@ from sairbench.errors import SairbenchError
 
 
 @app.command()
-def models() -> None:
-    """List the registered models, what each needs and whether it can run here."""
-    from sairbench.registry import list_models
+def models(name: Optional[str] = typer.Argument(None, help="a model or stage (name@tag): show everything about it")) -> None:
+    """List every runnable model and stage (fits 80 columns); `sairbench models NAME` for one in full."""
+    from rich import box
 
-    from sairbench.domain import domain_text, shipped_domain
+    from sairbench.shipped import runnable_models
 
-    table = Table(title="sairbench models")
-    for col in ("name", "kind", "trained on", "needs", "available here", "description"):
-        table.add_column(col, no_wrap=col in ("name", "kind", "trained on"))
-    for spec in list_models():
-        ok, why = spec.available()
-        trained = domain_text(shipped_domain(spec.name)) if spec.preset is not None else "-"
-        table.add_row(spec.name, spec.kind, trained, spec.needs, "yes" if ok else f"no: {why}", spec.description)
-        for tag, recipe in (spec.preset.recipes.items() if spec.preset is not None else ()):
-            name = f"{spec.name}@{tag}"
-            domain = shipped_domain(name) if recipe.get("dataset") not in (None, "synthetic-faces") else None
-            if domain:  # shipped checkpoints for another domain (the photo models)
-                table.add_row(name, spec.kind, domain_text(domain), "shipped checkpoint", "yes",
-                              f"{spec.description}; {variant_text(recipe)}")
+    rows = runnable_models()
+    if name is not None:
+        show_model(name, rows)
+        return
+    table = Table(title="sairbench models", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "kind", "trained on", "ready here"):
+        table.add_column(col, no_wrap=col != "ready here", overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], row["kind"], row["trained on"], row["ready"])
     console.print(table)
+    console.print("`sairbench models NAME`: what a model is, what it needs, how it was trained.", highlight=False)
 
 
-def variant_text(recipe: dict) -> str:
-    """How a recipe's model departs from the paper's (prefill, input residual, upsampling, self-ensemble)."""
-    parts = []
-    if recipe.get("prefill", "zero") != "zero":
-        what = {"smooth": "biharmonic", "pull-push": "pull-push"}.get(recipe["prefill"], recipe["prefill"])
-        parts.append(f"sees a {what} fill of the hole" + (" and predicts a correction to it" if recipe.get("input_residual") else ""))
-    if recipe.get("upsample", "transposed") != "transposed":
-        parts.append(f"{recipe['upsample']} upsampling")
-    if recipe.get("self_ensemble", 1) != 1:
-        parts.append(f"answers as the mean over {recipe['self_ensemble']} flips/transposes")
-    return ", ".join(parts) or "the paper's model"
+def show_model(name: str, rows: list[dict]) -> None:
+    """Every fact of one model or stage, as label: value lines."""
+    found = [r for r in rows if r["name"] == name]
+    if not found:
+        known = ", ".join(r["name"] for r in rows)
+        raise SairbenchError(f"unknown model or stage '{name}'; known: {known}.")
+    row = found[0]
+    for key in ("name", "kind", "description", "trained on", "variant", "needs", "ready here", "recipe", "file"):
+        value = row.get(key)
+        if value:
+            console.print(f"[bold]{key}:[/bold] {value}", highlight=False, soft_wrap=True)
 
 
 @app.command()

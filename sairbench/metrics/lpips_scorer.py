@@ -128,7 +128,7 @@ class LPIPSScorer:
                 f"{why}. Place torchvision's {VGG16_FILENAME} there, or point "
                 f"${VGG16_ENV} (or backbone_weights=) at a local copy; sairbench never downloads it."
             )
-            _warn_once(f"LPIPS is NaN: {self.reason}")
+            _warn_once(f"LPIPS is NaN: no VGG16 weights here; set ${VGG16_ENV} to {VGG16_FILENAME}")  # meta.json: why
             return
         trunk = None
         if path is not None:
