@@ -4,6 +4,11 @@ everything they depend on and stored as safetensors (data, never code).
 The root is ``$SAIRBENCH_CACHE_DIR`` (default ``~/.cache/sairbench``); ``SAIRBENCH_CACHE_DIR=off``
 turns caching off. A key is a JSON-able dict; any change of it (weights digest, input size, class
 list, image or mask bytes) gives another file, so a stale entry is never read.
+
+Every entry records, when written, the sha256 of its key and of its value (safetensors metadata
+``key_sha256`` and ``sha256``; the same fields in a JSON entry). An entry is used only when both
+match: a damaged or edited entry, or another entry copied over it, is recomputed and rewritten
+(one warning line per kind of cache and process).
 """
 
 from __future__ import annotations
@@ -33,28 +38,66 @@ def key_digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _rejected(path: Path) -> None:
+    """One warning line (per kind of cache and process) for an entry that fails its digests."""
+    from sairbench.io import warn_once
+
+    warn_once(path.parent, "cache-digest", f"warning: {path}: cache entry does not match the digests recorded when "
+                                           "it was written (damaged or edited); recomputing it (and others of "
+                                           f"{path.parent} alike).")
+
+
+def _read_tensor(path: Path, key: dict[str, Any]) -> torch.Tensor | None:
+    """The tensor stored at ``path`` when its recorded digests are those of ``key`` and of the value
+    read; None when there is none or it fails them (named in one warning line)."""
+    from safetensors import safe_open
+
+    from sairbench.digest import tensor_digest
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            value = f.get_tensor("value")
+        ok = meta.get("key_sha256") == key_digest(key) and meta.get("sha256") == tensor_digest(value)
+    except Exception:  # damaged beyond reading
+        value, ok = None, False
+    if not ok:
+        _rejected(path)
+    return value if ok else None
+
+
+def _write_tensor(path: Path, key: dict[str, Any], value: torch.Tensor) -> bool:
+    """Store ``value`` under ``key`` at ``path`` with its digests; False when the folder is not writable."""
+    from safetensors.torch import save_file
+
+    from sairbench.digest import tensor_digest
+
+    value = value.detach().cpu().contiguous()
+    meta = {"key": json.dumps(key, sort_keys=True, default=str)[:4000], "key_sha256": key_digest(key),
+            "sha256": tensor_digest(value)}
+    try:
+        with atomic_path(path) as tmp:
+            save_file({"value": value}, str(tmp), metadata=meta)
+        return True
+    except OSError:  # a read-only cache folder must not stop the computation
+        return False
+
+
 def cached_tensor(kind: str, key: dict[str, Any], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """``compute()``, or the tensor stored under (``kind``, ``key``); stored after computing.
 
-    A damaged entry is recomputed and replaced."""
-    from safetensors.torch import load_file, save_file
-
+    An entry that fails its digests is recomputed and replaced."""
     root = cache_root()
     if root is None:
         return compute()
     path = root / kind / f"{key_digest(key)}.safetensors"
-    if path.is_file():
-        try:
-            return load_file(str(path))["value"]
-        except Exception:  # damaged: recompute below
-            pass
+    stored = _read_tensor(path, key)
+    if stored is not None:
+        return stored
     value = compute()
-    try:
-        with atomic_path(path) as tmp:
-            save_file({"value": value.detach().cpu().contiguous()}, str(tmp),
-                      metadata={"key": json.dumps(key, sort_keys=True, default=str)[:4000]})
-    except OSError:  # a read-only cache folder must not stop the computation
-        pass
+    _write_tensor(path, key, value)
     return value
 
 
@@ -68,23 +111,23 @@ def feature_cache_enabled() -> bool:
 def cached_batch(kind: str, keys: list[dict[str, Any]], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """A batch (B, ...) whose item i is stored under ``keys[i]``.
 
-    When every item is stored, they are read; otherwise the whole batch is computed, exactly as
-    without a cache (so numbers do not depend on what was cached before), and every item stored."""
-    from safetensors.torch import load_file, save_file
-
+    When every item is stored and passes its digests, they are read; otherwise the whole batch is
+    computed, exactly as without a cache (so numbers do not depend on what was cached before), and
+    every item stored."""
     root = cache_root()
     paths = [root / kind / f"{key_digest(k)}.safetensors" for k in keys] if root is not None else []
     if paths and all(p.is_file() for p in paths):
-        try:
-            return torch.stack([load_file(str(p))["value"] for p in paths])
-        except Exception:  # a damaged entry: recompute the batch
-            pass
+        items = []
+        for p, k in zip(paths, keys):
+            item = _read_tensor(p, k)
+            if item is None:  # damaged or edited: recompute the batch
+                break
+            items.append(item)
+        else:
+            return torch.stack(items)
     value = compute()
-    for p, item in zip(paths, value.detach().cpu()):
-        try:
-            with atomic_path(p) as tmp:
-                save_file({"value": item.contiguous()}, str(tmp))
-        except OSError:
+    for p, k, item in zip(paths, keys, value.detach().cpu()):
+        if not _write_tensor(p, k, item):
             break
     return value
 
@@ -99,12 +142,20 @@ def cached_json(kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> A
     path = root / kind / f"{key_digest(key)}.json"
     if path.is_file():
         try:
-            return json.loads(path.read_text(encoding="utf-8"))["value"]
-        except (OSError, ValueError, KeyError):
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            if entry["key_sha256"] == key_digest(key) and entry["sha256"] == _json_digest(entry["value"]):
+                return entry["value"]
+        except (OSError, ValueError, KeyError, TypeError):
             pass
+        _rejected(path)
     value = compute()
     try:
-        atomic_write_text(path, json.dumps({"key": key, "value": value}))
+        atomic_write_text(path, json.dumps({"key": key, "key_sha256": key_digest(key), "value": value,
+                                            "sha256": _json_digest(value)}))
     except OSError:
         pass
     return value
+
+
+def _json_digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()

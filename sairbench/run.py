@@ -70,7 +70,7 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
                 "checkpoints": checkpoints or {}}
     if opts.self_ensemble is not None:
         settings["self_ensemble"] = opts.self_ensemble
-    folder = RunFolder.create(opts.results, validate.folder_name("--name", opts.name or f"{proto.name}_{data.ds_cfg['name']}"),
+    folder = RunFolder.create(opts.results, validate.run_name(opts.name, proto.name, proto.source, data.ds_cfg['name']),
                               settings, opts.resume or shard[1] > 1)  # the shards of one run share its folder
     folder.record_skipped(skipped)
     folder.record_options(opts.record())
@@ -86,7 +86,7 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
         loaded: dict[str, Any] = {}
         for model_name, c in chunks:
             n = min(CHUNK, len(data.pairs) - c)
-            if folder.has_part(model_name, c):
+            if folder.has_part(model_name, c, data.pairs[c:c + CHUNK]):  # a part unlike its record: recomputed
                 bar.skip(n)
                 continue
             if model_name not in loaded:
@@ -116,7 +116,8 @@ def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: Pro
     from sairbench.metrics import conventions_dict
 
     metrics = list(proto.metrics.names)
-    per_image = sort_rows(folder.read_parts(expected_parts(names, len(data.pairs))), names)
+    pairs_of = lambda key: data.pairs[key[1]:key[1] + CHUNK]  # noqa: E731  (the chunk a part stands for)
+    per_image = sort_rows(folder.read_parts(expected_parts(names, len(data.pairs)), pairs_of), names)
     infos = folder.model_infos()
     model_infos = {m: infos.get(m) for m in names}
     folder.write_tables(per_image, summarize(per_image, metrics))
@@ -180,13 +181,16 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
     """Merge the shards of one run (one folder shared by the shards, or one folder per shard) into
     the first folder's per_image / summary / meta.
 
-    Every folder must hold a run.json with the same fingerprint; parts found only in later folders
-    are copied into the first. Refuses (naming them) when chunks are missing.
+    Every folder must hold a run.json with the same fingerprint and no link leading out of it; parts
+    found only in later folders are checked against their records and chunks, then copied (with
+    their records) into the first. Refuses (naming them) when chunks are missing or a part does not
+    match its record.
     """
     import shutil
 
     from sairbench.io import atomic_path
     from sairbench.metrics import default_lpips_scorer
+    from sairbench.runchecks import record_path, refuse_links, writing
 
     dirs = [Path(d) for d in dirs]
     if not dirs:
@@ -194,16 +198,18 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
     for d in dirs:
         if not d.is_dir():
             raise SairbenchError(f"{d}: no such run folder; give folders written by `sairbench run --shard i/n`.")
+    for d in dirs:
+        refuse_links(d, d)
     first = load_run_settings(dirs[0])
     unique = list(dict.fromkeys(d.resolve() for d in dirs))  # a folder named twice counts once
     folders = [first.folder] + [RunFolder.open(d) for d in unique[1:]]
-    found: dict[tuple[str, int], Path] = {}
+    found: dict[tuple[str, int], tuple[RunFolder, Path]] = {}
     for d, other in zip([f.path for f in folders], folders):
         if other.fingerprint != first.folder.fingerprint:
             raise SairbenchError(f"{d / 'run.json'}: fingerprint {other.fingerprint} differs from {dirs[0] / 'run.json'} "
                                  f"({first.folder.fingerprint}); merge only shards of one run (same protocol and options).")
         for key, p in other.parts().items():
-            found.setdefault(key, p)
+            found.setdefault(key, (other, p))
     expected = expected_parts(first.names, len(first.data.pairs))
     missing = [k for k in expected if k not in found]
     if missing:
@@ -211,10 +217,16 @@ def merge_shards(dirs, device: str = "cpu") -> Path:
         raise SairbenchError(f"{dirs[0]}: {len(missing)} of {len(expected)} chunks missing ({shown}); run the missing "
                              "shards (`sairbench run --shard i/n --resume` with the same options), then merge again.")
     for key in expected:
+        owner, src = found[key]
+        problem = owner.part_problem(*key, first.data.pairs[key[1]:key[1] + CHUNK])
+        if problem:
+            raise SairbenchError(f"{src}: {problem}; run `sairbench run` with the same options and --resume "
+                                 "to recompute it, then merge again.")
         dst = first.folder.part_path(*key)
-        if not dst.is_file():
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(found[key], tmp)
+        if src != dst:  # the record first, as RunFolder.write_part writes them
+            for a, b in ((record_path(src), record_path(dst)), (src, dst)):
+                with writing(b), atomic_path(b) as tmp:
+                    shutil.copyfile(a, tmp)
     known = first.folder.model_infos()
     for other in folders[1:]:  # shards in folders of their own recorded their models there
         known = {**other.model_infos(), **known}

@@ -6,8 +6,16 @@ writes through :class:`RunFolder`::
 
     <run>/run.json            settings + fingerprint (written when the folder is made)
     <run>/parts/<model>/<first pair>.parquet   per-image rows, as they are produced
+    <run>/parts/<model>/<first pair>.json      its record: sha256, columns, rows, model, first pair,
+                                               pairs and buckets, run fingerprint (written first)
     <run>/per_image.parquet, summary.csv, summary.parquet
     <run>/meta.json           versions, conventions, LPIPS status, elapsed time (written once, at the end)
+
+A part is used only when it matches its record and the chunk it stands for (:meth:`RunFolder.part_problem`):
+``--resume`` recomputes any other (one warning line), ``merge`` refuses it naming the file. A folder
+continued with ``--resume`` (or by a shard) may hold no symbolic link that leads out of the results
+root (:meth:`RunFolder.refuse_links`). A write that fails (disk full, read-only folder) is one line
+naming the file; every write is atomic, so what was written before stays as it was.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import pandas as pd
 
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path, atomic_write_text
+from sairbench.runchecks import file_sha256, part_problem, part_record, record_path, refuse_links, writing
 
 VERSIONED_PACKAGES = ("sairbench", "torch", "numpy", "scikit-image", "opencv-python-headless", "lpips", "pandas")
 
@@ -60,29 +69,36 @@ class RunFolder:
     def create(cls, results_root: str | os.PathLike, name: str, settings: dict[str, Any], resume: bool = False) -> "RunFolder":
         """The folder ``results_root/name`` for a run of ``settings``.
 
-        With ``resume`` the named folder is continued (its fingerprint must match); without it an
-        existing folder gets a numbered sibling (``name-2``, ...), claimed atomically by ``mkdir``.
+        With ``resume`` the named folder is continued (its fingerprint must match; no link in it may
+        lead out of ``results_root``); without it an existing folder gets a numbered sibling
+        (``name-2``, ...), claimed atomically by ``mkdir``.
         """
         fp = fingerprint_of(settings)
         root = Path(results_root)
         run = root / name
+        if resume:
+            refuse_links(run, root)
         if resume and (run / "run.json").is_file():
             old = cls.open(run, check=False)
             if old.fingerprint != fp:
                 raise SairbenchError(f"{run / 'run.json'}: that run used other settings (fingerprint {old.fingerprint}); "
                                      "resume it with the same options or drop --resume.")
             return old
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and not root.is_dir():
+            raise SairbenchError(f"{root}: a file, not a folder; give --results a folder.")
+        with writing(root):
+            root.mkdir(parents=True, exist_ok=True)
         k = 2
         while True:
             try:
-                run.mkdir(exist_ok=resume)
+                with writing(run):
+                    run.mkdir(exist_ok=resume)
                 break
             except FileExistsError:
                 run = root / f"{name}-{k}"
                 k += 1
         folder = cls(run, settings, fp)
-        atomic_write_text(run / "run.json", json.dumps({"fingerprint": fp, **settings}, indent=2, default=str))
+        folder._write_text("run.json", json.dumps({"fingerprint": fp, **settings}, indent=2, default=str))
         return folder
 
     @classmethod
@@ -107,23 +123,33 @@ class RunFolder:
     def part_path(self, model: str, first_pair: int) -> Path:
         return self.path / "parts" / model / f"{first_pair:06d}.parquet"
 
-    def has_part(self, model: str, first_pair: int) -> bool:
-        """True for a readable part file; a damaged one is named, removed and so recomputed."""
+    def part_problem(self, model: str, first_pair: int, pairs=None) -> str | None:
+        """What is wrong with the part (``model``, ``first_pair``) (None: it may be used); ``pairs``:
+        the chunk's pairs when known (see :func:`sairbench.runchecks.part_problem`)."""
+        return part_problem(self.part_path(model, first_pair), model, first_pair, self.fingerprint, pairs)
+
+    def has_part(self, model: str, first_pair: int, pairs=None) -> bool:
+        """True for a part file that matches its record (and ``pairs``, the chunk's pairs); any
+        other is named in one warning line, removed with its record, and so recomputed."""
         path = self.part_path(model, first_pair)
         if not path.is_file():
             return False
-        try:
-            import pyarrow.parquet as pq
-
-            pq.read_metadata(path)
+        problem = self.part_problem(model, first_pair, pairs)
+        if problem is None:
             return True
-        except Exception as exc:  # truncated or overwritten by hand
-            warnings.warn(f"{path}: damaged part file ({type(exc).__name__}); recomputing it.", stacklevel=2)
+        warnings.warn(f"{path}: {problem}; recomputing it.", stacklevel=2)
+        with writing(path):
             path.unlink()
-            return False
+            record_path(path).unlink(missing_ok=True)
+        return False
 
     def write_part(self, model: str, first_pair: int, rows: pd.DataFrame) -> None:
-        write_parquet(rows, self.part_path(model, first_pair))
+        """The part file and its record (the record first, so a part never lies there without it)."""
+        path = self.part_path(model, first_pair)
+        with writing(path), atomic_path(path) as tmp:
+            rows.to_parquet(tmp, index=False)
+            record = part_record(rows, model, first_pair, self.fingerprint, file_sha256(tmp))
+            atomic_write_text(record_path(path), json.dumps(record, indent=1))
 
     def parts(self) -> dict[tuple[str, int], Path]:
         """{(model, first pair): file} of the part files written so far."""
@@ -135,19 +161,25 @@ class RunFolder:
                 continue
         return found
 
-    def read_parts(self, keys) -> pd.DataFrame:
-        """The rows of the part files ``keys`` [(model, first pair)], in that order; a damaged one is named."""
+    def read_parts(self, keys, pairs_of=None) -> pd.DataFrame:
+        """The rows of the part files ``keys`` [(model, first pair)], in that order; ``pairs_of``:
+        key -> the chunk's pairs. A part that does not match its record and chunk is one line."""
         frames = []
         for key in keys:
             path = self.part_path(*key)
-            try:
-                frames.append(pd.read_parquet(path))
-            except Exception as exc:
-                raise SairbenchError(f"{path}: damaged part file ({type(exc).__name__}); delete it and rerun with "
-                                     "--resume to recompute it.") from None
+            problem = self.part_problem(*key, pairs_of(key) if pairs_of else None)
+            if problem:
+                raise SairbenchError(f"{path}: {problem}; run `sairbench run` with the same options and --resume "
+                                     "to recompute it.")
+            frames.append(pd.read_parquet(path))
         return pd.concat(frames, ignore_index=True)
 
     # -- what every invocation adds -------------------------------------------------------------
+    def _write_text(self, name: str, text: str) -> None:
+        """``<run>/name`` atomically; a failed write is one line naming the file."""
+        with writing(self.path / name):
+            atomic_write_text(self.path / name, text)
+
     def _read_json(self, name: str, default):
         path = self.path / name
         try:
@@ -159,13 +191,13 @@ class RunFolder:
         """Keep what meta.json says of ``model`` (written when it is loaded, read at the end)."""
         infos = self._read_json("model_info.json", {})
         infos[model] = info
-        atomic_write_text(self.path / "model_info.json", json.dumps(infos, indent=2, default=str))
+        self._write_text("model_info.json", json.dumps(infos, indent=2, default=str))
 
     def model_infos(self) -> dict[str, Any]:
         return self._read_json("model_info.json", {})
 
     def record_skipped(self, skipped: dict[str, str]) -> None:
-        atomic_write_text(self.path / "skipped.json", json.dumps(skipped, indent=2))
+        self._write_text("skipped.json", json.dumps(skipped, indent=2))
 
     def skipped(self) -> dict[str, str]:
         return self._read_json("skipped.json", {})
@@ -179,12 +211,12 @@ class RunFolder:
         training, text embeddings, dataset and mask set up; summed per kind over invocations);
         returns the total over every invocation of this run."""
         times = self.elapsed() + [round(float(seconds), 3)]
-        atomic_write_text(self.path / "elapsed.json", json.dumps(times))
+        self._write_text("elapsed.json", json.dumps(times))
         if one_time:
             done = self.one_time()
             for k, v in one_time.items():
                 done[k] = round(done.get(k, 0.0) + float(v), 3)
-            atomic_write_text(self.path / "one_time.json", json.dumps(done))
+            self._write_text("one_time.json", json.dumps(done))
         return float(sum(times))
 
     def one_time(self) -> dict[str, float]:
@@ -193,7 +225,7 @@ class RunFolder:
 
     def record_options(self, options: dict[str, Any]) -> None:
         """The job's options with their sources (``RunOptions.record``); meta.json repeats them."""
-        atomic_write_text(self.path / "options.json", json.dumps(options, indent=2, default=str))
+        self._write_text("options.json", json.dumps(options, indent=2, default=str))
 
     def options(self) -> dict[str, Any]:
         return self._read_json("options.json", {})
@@ -202,7 +234,7 @@ class RunFolder:
     def write_tables(self, per_image: pd.DataFrame, summary: pd.DataFrame) -> None:
         """per_image.parquet, summary.csv and summary.parquet, each atomically."""
         write_parquet(per_image, self.path / "per_image.parquet")
-        with atomic_path(self.path / "summary.csv") as tmp:
+        with writing(self.path / "summary.csv"), atomic_path(self.path / "summary.csv") as tmp:
             summary.to_csv(tmp, index=False)
         write_parquet(summary, self.path / "summary.parquet")
 
@@ -210,14 +242,15 @@ class RunFolder:
         """meta.json: ``meta`` plus package versions, device, elapsed time and creation time."""
         full = {**meta, "options": self.options(), "versions": package_versions(), "device": device,
                 "elapsed_s": elapsed_s, "elapsed_one_time_s": self.one_time(), "created": now_utc()}
-        atomic_write_text(self.path / "meta.json", json.dumps(full, indent=2, default=str))
+        self._write_text("meta.json", json.dumps(full, indent=2, default=str))
 
     def is_finished(self) -> bool:
         return (self.path / "summary.csv").is_file() and (self.path / "meta.json").is_file()
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    """``df`` to ``path`` atomically; a failed write is one line naming ``path``."""
+    with writing(path), atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
 
 
