@@ -47,6 +47,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextmanager
+def write_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Inside the block, an OSError (disk full, read-only folder, no permission) becomes one line
+    naming ``path`` (the block's own clean-up, e.g. ``atomic_path``'s, has run by then)."""
+    try:
+        yield
+    except OSError as exc:
+        raise SairbenchError(f"{path}: could not be written ({exc.strerror or exc}); nothing was changed there; free "
+                             "some space or choose another output folder.") from None
+
+
 def _umask() -> int:
     """The process umask (read by setting it and restoring it at once)."""
     mask = os.umask(0o022)
@@ -164,6 +175,7 @@ def _open(path: Path, what: str, max_pixels: int | None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the budget above decides
             im.load()
+        im = _upright(im)
     except SairbenchError:
         im.close()
         raise
@@ -171,6 +183,22 @@ def _open(path: Path, what: str, max_pixels: int | None):
         im.close()
         raise SairbenchError(f"{path}: not a readable {what} ({type(exc).__name__}); replace or remove the file.") from None
     return im
+
+
+def _upright(im):
+    """``im`` turned as its EXIF orientation tag says (2..8: mirrored and/or rotated), else itself."""
+    from PIL import ImageOps
+
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # an unreadable EXIF block: no orientation
+        return im
+    if orientation not in (2, 3, 4, 5, 6, 7, 8):
+        return im
+    turned = ImageOps.exif_transpose(im)
+    turned.format = im.format  # the decoding rules of _high_depth_gray look at it
+    im.close()
+    return turned
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -187,7 +215,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
       PIL as RGB (the high byte of each sample).
     * Any other mode (LAB, ...) is refused in one line.
 
-    ``max_pixels``: refuse (before decoding) an image with more pixels than that.
+    An EXIF orientation tag is applied (the image as viewers show it; masks likewise).
+    ``max_pixels``: refuse (before decoding, from the header) an image with more pixels than that.
     """
     path = Path(path)
     im = _open(path, "image", max_pixels)
@@ -208,6 +237,20 @@ def _to_gray(im, path: Path) -> np.ndarray:
     return np.asarray(_to_image(_to_rgb(im, path)).convert("L"), dtype=np.uint8)
 
 
+def _alpha_drawn(im, path: Path) -> np.ndarray | None:
+    """The alpha channel of a mask whose colour is constant and whose alpha is not (a shape drawn on
+    a transparent layer); None for every other mask."""
+    if im.mode not in ("RGBA", "RGBa", "LA", "La", "PA") and not (im.mode == "P" and "transparency" in im.info):
+        return None
+    rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)
+    rgb, alpha = rgba[..., :3], rgba[..., 3]
+    if rgb.size == 0 or rgb.min() != rgb.max() or alpha.min() == alpha.max():
+        return None
+    warn_once(path, "alpha", f"warning: {path}: the mask is drawn in the alpha channel (colour constant); its alpha "
+                             "is read as the mask (opaque = 255).")
+    return np.ascontiguousarray(alpha)
+
+
 def _to_image(arr: np.ndarray):
     from PIL import Image
 
@@ -222,11 +265,16 @@ def read_mask(
     strict_size: bool = False,
     strict_binary: bool = False,
     warn: bool = True,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Read a mask image as bool (H, W), True = missing pixel.
 
-    The file is converted to 8-bit grey as ``read_image`` converts images (16-bit and float masks
-    scaled, colour masks by luminance, alpha dropped). ``hole_value`` is the grey level that marks
+    The file is converted to 8-bit grey as ``read_image`` converts images (EXIF orientation applied,
+    16-bit and float masks scaled, colour masks by luminance, alpha dropped), except that a mask drawn
+    in the alpha channel (colour constant, alpha not) is read from its alpha (opaque = 255), with
+    one warning line. The pixel count is checked from the header before decoding: at most
+    ``max_pixels``, None = the pixel budget in force (``sairbench.tiling.max_pixels``,
+    $SAIRBENCH_MAX_PIXELS, default 16 megapixels). ``hole_value`` is the grey level that marks
     holes in the file (255 = white holes, 0 = black holes). With ``size`` (H, W) the mask is resized
     (nearest) to it unless ``strict_size``, which raises instead. ``strict_binary`` rejects masks
     with values other than 0 and 255; otherwise (with ``warn``) a mask with grey pixels gives one
@@ -237,10 +285,15 @@ def read_mask(
     from PIL import Image
 
     path = Path(path)
-    im = _open(path, "mask image", None)
+    if max_pixels is None:
+        from sairbench.tiling import max_pixels as budget_in_force
+
+        max_pixels = budget_in_force()
+    im = _open(path, "mask image", max_pixels)
     with im:
         try:
-            gray = _to_gray(im, path)
+            gray = _alpha_drawn(im, path)
+            gray = _to_gray(im, path) if gray is None else gray
         except (OSError, ValueError) as exc:
             raise SairbenchError(f"{path}: mode {im.mode} could not be read as a mask ({type(exc).__name__}); "
                                  "save it as 8-bit grayscale.") from None
@@ -269,10 +322,13 @@ def read_mask(
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array, or a bool mask (as 0/255), atomically as PNG."""
+    """Write a uint8 (H, W) or (H, W, 3) array, or a bool mask (as 0/255), atomically as PNG.
+
+    A write that fails (disk full, read-only folder) is one line naming ``path``; the temporary
+    file is removed and an earlier file at ``path`` stays as it was."""
     from PIL import Image
 
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
-    with atomic_path(path) as tmp:
+    with write_errors(path), atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")

@@ -3,11 +3,14 @@ folder loader, and mask sets on disk (PNGs + manifest.json with sha256).
 
 Every mask here is a bool array (H, W) with True = hole (missing pixel). On disk, 255 = hole.
 
-Reproducibility: the generator uses only ``np.random.Generator.integers`` / ``.random`` and
-OpenCV rasterisation of integer coordinates (directions come from a fixed integer table), so the
-same seed gives bit-identical masks on any machine. The manifest stores both the sha256 of each
-PNG file (checked on read) and ``mask_sha256``, the sha256 of the raw (H, W) uint8 0/255 array,
-which is independent of the PNG encoder.
+Reproducibility: the generator (its drawing in ``sairbench.mask_draw``) uses only
+``np.random.Generator.integers`` / ``.random`` and OpenCV rasterisation of integer coordinates
+(directions come from a fixed integer table), so the same seed gives bit-identical masks on any
+machine. A run's generated set (:class:`GeneratedMasks`) draws a mask only when a pair uses it.
+Mask folders are scanned by ``sairbench.scan.files_in`` (never outside the folder given); a set on
+disk is replaced (``--overwrite``) only when its manifest is this module's. The manifest stores
+both the sha256 of each PNG file (checked on read) and ``mask_sha256``, the sha256 of the raw
+(H, W) uint8 0/255 array, which is independent of the PNG encoder.
 """
 
 from __future__ import annotations
@@ -19,18 +22,21 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from sairbench.errors import SairbenchError
 from sairbench.io import read_mask
+from sairbench.mask_draw import generate_irregular_mask  # the drawing; re-exported here
+from sairbench.scan import files_in
 
 BUCKETS: tuple[tuple[str, float, float], ...] = (("0-20%", 0.0, 0.2), ("20-40%", 0.2, 0.4), ("40-60%", 0.4, 0.6))
 MANIFEST = "manifest.json"
 FORMAT = "sairbench-mask-set/1"
+MASK_FOLDER_DEPTH = 1  # mask/testing_mask_dataset/*.png under the folder given (Liu et al. 2018 mask.zip)
 
 
 @dataclass
@@ -89,81 +95,6 @@ def check_mask(mask: np.ndarray, image_shape: tuple[int, ...], source: str) -> n
 
 # ---------------------------------------------------------------- generator
 
-_DIR_SCALE = 1024
-_N_DIRS = 32
-# integer unit vectors (x1024) of 32 evenly spaced directions; rounding is far from ties
-_DIRS = np.round(
-    np.stack([np.cos(2 * np.pi * np.arange(_N_DIRS) / _N_DIRS), np.sin(2 * np.pi * np.arange(_N_DIRS) / _N_DIRS)], 1)
-    * _DIR_SCALE
-).astype(np.int64)
-
-
-def _scaled(value: float, scale: float, minimum: int) -> int:
-    return max(minimum, int(value * scale + 0.5))
-
-
-def _draw_stroke(canvas: np.ndarray, rng: np.random.Generator, scale: float, difficulty: float) -> None:
-    """One random walk of thick line segments with round joints (integer geometry only)."""
-    h, w = canvas.shape
-    w_lo = _scaled(5, scale, 2)
-    w_hi = max(w_lo + 1, _scaled(10 + 34 * difficulty, scale, 3))
-    l_lo = _scaled(8, scale, 2)
-    l_hi = max(l_lo + 1, _scaled(40 + 40 * difficulty, scale, 4))
-    x, y, d, width, n = rng.integers([0, 0, 0, w_lo, 2], [w, h, _N_DIRS, w_hi + 1, 9]).tolist()
-    turns = rng.integers(-5, 6, size=n).tolist()
-    lengths = rng.integers(l_lo, l_hi + 1, size=n).tolist()
-    dw = rng.integers(-(width // 4), width // 4 + 1, size=n).tolist()
-    for turn, length, dwidth in zip(turns, lengths, dw):
-        d = (d + turn) % _N_DIRS
-        nx = x + (int(_DIRS[d, 0]) * length) // _DIR_SCALE
-        ny = y + (int(_DIRS[d, 1]) * length) // _DIR_SCALE
-        if not (0 <= nx < w and 0 <= ny < h):  # bounce off the border
-            d = (d + _N_DIRS // 2) % _N_DIRS
-            nx, ny = min(max(nx, 0), w - 1), min(max(ny, 0), h - 1)
-        t = max(1, width + dwidth)
-        cv2.line(canvas, (x, y), (nx, ny), 1, t, cv2.LINE_8)
-        cv2.circle(canvas, (nx, ny), t // 2, 1, -1, cv2.LINE_8)
-        x, y = nx, ny
-
-
-def _draw_shape(canvas: np.ndarray, rng: np.random.Generator, scale: float, difficulty: float) -> None:
-    """An ellipse or an axis-aligned box, sized with the difficulty."""
-    h, w = canvas.shape
-    lo = _scaled(6, scale, 2)
-    hi = max(lo + 1, _scaled(20 + 50 * difficulty, scale, 3))
-    kind, x, y, ax, ay, angle = rng.integers([0, 0, 0, lo, lo, 0], [2, w, h, hi + 1, hi + 1, 180]).tolist()
-    if kind == 0:
-        cv2.ellipse(canvas, (x, y), (ax, ay), angle, 0, 360, 1, -1, cv2.LINE_8)
-    else:
-        cv2.rectangle(canvas, (x - ax, y - ay), (x + ax, y + ay), 1, -1, cv2.LINE_8)
-
-
-def generate_irregular_mask(rng: np.random.Generator, size: tuple[int, int], target: float | None = None) -> np.ndarray:
-    """Draw strokes (and now and then an ellipse or box) until the hole ratio reaches ``target``.
-
-    size: (H, W). target: hole ratio to reach; None draws one uniformly in [0.05, 0.6).
-    The last stroke may overshoot the target. Stroke widths and lengths scale with min(H, W) / 256
-    and grow with the target. Returns bool (H, W), True = hole.
-    """
-    h, w = int(size[0]), int(size[1])
-    if h < 4 or w < 4:
-        raise SairbenchError(f"mask size {w}x{h} is too small; use at least 4x4.")
-    if target is None:
-        target = 0.05 + 0.55 * float(rng.random())
-    scale = min(h, w) / 256.0
-    canvas = np.zeros((h, w), np.uint8)
-    need = target * h * w
-    with_shapes = bool(rng.random() < 0.35)
-    for _ in range(2000):
-        if np.count_nonzero(canvas) >= need:
-            break
-        if with_shapes and rng.random() < 0.15:
-            _draw_shape(canvas, rng, scale, target)
-        else:
-            _draw_stroke(canvas, rng, scale, target)
-    return canvas.astype(bool)
-
-
 def sample_training_mask(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """A training mask: bucket drawn uniformly, target ratio uniform in it (from 0.05 up to 0.6)."""
     _, lo, hi = BUCKETS[int(rng.integers(0, len(BUCKETS)))]
@@ -176,35 +107,68 @@ def _slug(bucket: str) -> str:
 
 
 def generate_mask_set(per_bucket: int, size: tuple[int, int], seed: int = 0, max_attempts: int | None = None) -> list[MaskItem]:
-    """Exactly ``per_bucket`` generated masks in each bucket, bucket by bucket.
+    """Exactly ``per_bucket`` generated masks in each bucket, bucket by bucket (every mask of
+    :class:`GeneratedMasks`, drawn now)."""
+    return list(GeneratedMasks(per_bucket, size, seed, max_attempts))
+
+
+class GeneratedMasks(Sequence):
+    """The seeded mask set of ``per_bucket`` masks in each bucket, each mask drawn when first used.
 
     Bucket k uses its own stream ``default_rng([seed, k])`` and keeps the masks whose ratio lands
-    in it, so a set with more masks per bucket starts with the masks of a smaller one.
-    Names: ``gen-<lo>-<hi>-<nnnn>`` (e.g. ``gen-20-40-0003``).
+    in it, in order, so a set with more masks per bucket starts with the masks of a smaller one
+    and item ``k * per_bucket + j`` (the j-th mask of bucket k) is the same whether or not the
+    other items were drawn. Drawing item j draws masks 0..j of its bucket only: a run of n images
+    draws at most n masks per bucket (``pairs.build_pairs`` uses mask i % per_bucket for image i).
+    A bucket gives up after ``max_attempts`` draws (default 50 per mask asked for + 200; for the
+    j-th mask at most 50 (j + 1) + 5000). Names: ``gen-<lo>-<hi>-<nnnn>`` (e.g. ``gen-20-40-0003``).
     """
-    if isinstance(per_bucket, bool) or not isinstance(per_bucket, (int, np.integer)) or per_bucket < 1:
-        raise SairbenchError(f"per_bucket {per_bucket!r} is not valid; pass a positive number of masks per bucket.")
-    size = (int(size[0]), int(size[1]))
-    limit = max_attempts if max_attempts is not None else 50 * int(per_bucket) + 200
-    items: list[MaskItem] = []
-    for k, (label, lo, hi) in enumerate(BUCKETS):
-        rng = np.random.default_rng([int(seed), k])
-        kept = 0
-        for _ in range(limit):
+
+    def __init__(self, per_bucket: int, size: tuple[int, int], seed: int = 0, max_attempts: int | None = None):
+        if isinstance(per_bucket, bool) or not isinstance(per_bucket, (int, np.integer)) or per_bucket < 1:
+            raise SairbenchError(f"per_bucket {per_bucket!r} is not valid; pass a positive number of masks per bucket.")
+        self.per_bucket, self.size, self.seed = int(per_bucket), (int(size[0]), int(size[1])), int(seed)
+        self.limit = max_attempts if max_attempts is not None else 50 * self.per_bucket + 200
+        self._drawn: dict[int, tuple[np.random.Generator, list[MaskItem], list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(BUCKETS) * self.per_bucket
+
+    def bucket_indices(self) -> dict[str, range]:
+        """{bucket label: the indices of its masks}, without drawing any."""
+        return {label: range(k * self.per_bucket, (k + 1) * self.per_bucket) for k, (label, _, _) in enumerate(BUCKETS)}
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        i = int(index) + (len(self) if int(index) < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError(f"mask index {index} out of range ({len(self)} masks)")
+        k, j = divmod(i, self.per_bucket)
+        label, lo, hi = BUCKETS[k]
+        rng, kept, attempts = self._drawn.setdefault(k, (np.random.default_rng([self.seed, k]), [], [0]))
+        limit = min(self.limit, 50 * (j + 1) + 5000)
+        while len(kept) <= j and attempts[0] < limit:
+            attempts[0] += 1
             target = max(lo, 0.01) + (hi - max(lo, 0.01)) * float(rng.random())
-            mask = generate_irregular_mask(rng, size, target)
+            mask = generate_irregular_mask(rng, self.size, target)
             ratio = hole_ratio(mask)
             if bucket_of(ratio) == label:
-                items.append(MaskItem(f"gen-{_slug(label)}-{kept:04d}", mask, ratio, label))
-                kept += 1
-                if kept == per_bucket:
-                    break
-        if kept < per_bucket:
+                kept.append(MaskItem(f"gen-{_slug(label)}-{len(kept):04d}", mask, ratio, label))
+        if len(kept) <= j:
             raise SairbenchError(
-                f"mask generator filled bucket {label} with only {kept} of {per_bucket} masks at "
-                f"{size[1]}x{size[0]} in {limit} attempts; use a larger mask size or fewer masks per bucket."
+                f"mask generator filled bucket {label} with only {len(kept)} of {self.per_bucket} masks at "
+                f"{self.size[1]}x{self.size[0]} in {attempts[0]} attempts; use a larger mask size or fewer masks per bucket."
             )
-    return items
+        return kept[j]
+
+    def stream(self) -> Iterator[MaskItem]:
+        """Every mask in order, each forgotten once yielded (one mask in memory; for writing a set)."""
+        fresh = GeneratedMasks(self.per_bucket, self.size, self.seed, self.limit)
+        for i in range(len(fresh)):
+            yield fresh[i]
+            k, j = divmod(i, fresh.per_bucket)
+            fresh._drawn[k][1][j] = None
 
 
 # ---------------------------------------------------------------- Liu et al. 2018 folder
@@ -217,7 +181,8 @@ def load_mask_folder(
     per_bucket: int | None = None,
     seed: int = 0,
 ) -> list[MaskItem]:
-    """Load a folder (searched recursively) of mask PNGs, e.g. the Liu et al. 2018 irregular masks.
+    """Load a folder of mask PNGs, e.g. the Liu et al. 2018 irregular masks: the PNGs in it and in its
+    sub-folders one level down (``sairbench.scan.files_in``: never outside it, links out skipped).
 
     Each mask is resized to ``size`` (H, W) by nearest neighbour and thresholded at 128;
     ``hole_value`` is the grey level of holes in the files (255 = white holes, as in the NVIDIA
@@ -229,9 +194,10 @@ def load_mask_folder(
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SairbenchError(f"{folder}: no such mask folder; pass a folder of mask PNGs.")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".png" and p.is_file() and not p.name.startswith("."))
+    files = files_in(folder, (".png",), depth=MASK_FOLDER_DEPTH, what="mask folder")
     if not files:
-        raise SairbenchError(f"{folder}: no mask PNGs in this folder; unzip the mask set (e.g. Liu et al. 2018 mask.zip) into it.")
+        raise SairbenchError(f"{folder}: no mask PNGs in this folder or its sub-folders (one level down); unzip the "
+                             "mask set (e.g. Liu et al. 2018 mask.zip) into it.")
     size = (int(size[0]), int(size[1]))
     keep_all = per_bucket is None
     found: dict[str, list[tuple[str, Path, float, np.ndarray | None]]] = {b[0]: [] for b in BUCKETS}
@@ -291,29 +257,33 @@ def mask_digest(mask: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(mask.astype(np.uint8) * 255).tobytes()).hexdigest()
 
 
-def write_mask_set(folder: str | os.PathLike, items: list[MaskItem], meta: dict | None = None, overwrite: bool = False) -> Path:
+def write_mask_set(folder: str | os.PathLike, items: Iterable[MaskItem], meta: dict | None = None, overwrite: bool = False) -> Path:
     """Write ``{name}.png`` (255 = hole) per item and ``manifest.json``; return the manifest path.
 
-    The set is written to a temporary sibling folder and renamed into place, so a failure never
-    leaves a half-written set. An existing non-empty ``folder`` is replaced only with ``overwrite``.
+    The set is written to a temporary sibling folder and renamed into place, so a failure (a full
+    or read-only disk included: one line naming the path) never leaves a half-written set and the
+    temporary folder is removed. ``items`` is read once, in order. An existing non-empty
+    ``folder`` is replaced only with ``overwrite``, and only when it is a mask set this function
+    wrote and holds nothing else (``_check_owned``): other files are never deleted.
     """
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise SairbenchError(f"{folder}: exists and is not a folder; choose another output folder.")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise SairbenchError(f"{folder}: folder is not empty; choose a new folder or pass --overwrite to replace it.")
-    names = [it.name for it in items]
-    for name in names:
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise SairbenchError(f"mask name {name!r} cannot be a file name; use letters, digits, '-' and '_'.")
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise SairbenchError(f"mask name {dup!r} appears twice; mask names in a set must be unique.")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise SairbenchError(f"{folder}: folder is not empty; choose a new folder or pass --overwrite to replace it.")
+        _check_owned(folder)
+    tmp = None
     try:
-        entries = []
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+        entries, seen = [], set()
         for it in items:
+            if not it.name or "/" in it.name or "\\" in it.name or it.name.startswith("."):
+                raise SairbenchError(f"mask name {it.name!r} cannot be a file name; use letters, digits, '-' and '_'.")
+            if it.name in seen:
+                raise SairbenchError(f"mask name {it.name!r} appears twice; mask names in a set must be unique.")
+            seen.add(it.name)
             mask = np.asarray(it.mask).astype(bool)
             data = _png_bytes(mask)
             (tmp / f"{it.name}.png").write_bytes(data)
@@ -327,14 +297,38 @@ def write_mask_set(folder: str | os.PathLike, items: list[MaskItem], meta: dict 
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(folder, old)
-            os.replace(tmp, folder)
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                os.replace(old, folder)  # the earlier set stays
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, folder)
+    except OSError as exc:
+        raise SairbenchError(f"{folder}: could not write the mask set ({exc.strerror or exc}); nothing was changed "
+                             "there; free some space or choose another folder.") from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder / MANIFEST
+
+
+def _check_owned(folder: Path) -> None:
+    """Refuse to replace ``folder`` unless its manifest.json is this module's (FORMAT) and every
+    other entry in it is a file that manifest lists."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        listed = {MANIFEST, *(e["file"] for e in manifest["masks"])} if manifest.get("format") == FORMAT else None
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        listed = None
+    if listed is None:
+        raise SairbenchError(f"{folder}: not a mask set written by sairbench (no {MANIFEST} of its own), so --overwrite "
+                             "will not replace it; choose an empty folder.")
+    other = sorted(p.name for p in folder.iterdir() if p.name not in listed)
+    if other:
+        raise SairbenchError(f"{folder / other[0]}: not part of the mask set in {folder} ({len(other)} such entries); "
+                             "--overwrite replaces only the set's own files: move them out or choose an empty folder.")
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:

@@ -164,15 +164,17 @@ def _find_pairs_csv(pairs: str | os.PathLike | None, gt_dir: Path, mask_dir: Pat
 
 
 def _index_files(folder: Path, what: str, exts=PRED_EXTENSIONS) -> dict[str, Path]:
-    """{stem: path} of the image files in ``folder``; two files of one stem are refused."""
+    """{stem: path} of the image files directly in ``folder`` (never outside it: ``sairbench.scan``);
+    two files of one stem are refused."""
+    from sairbench.scan import files_in
+
     if not folder.is_dir():
         raise SairbenchError(f"{folder}: no such {what} folder; check the path.")
     out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."):
-            if p.stem in out:
-                raise SairbenchError(f"{p}: {out[p.stem].name} has the same name; keep one file per {what} name.")
-            out[p.stem] = p
+    for p in files_in(folder, exts, what=f"{what} folder"):
+        if p.stem in out:
+            raise SairbenchError(f"{p}: {out[p.stem].name} has the same name; keep one file per {what} name.")
+        out[p.stem] = p
     return out
 
 
@@ -269,6 +271,7 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
     from sairbench.masks import bucket_of, hole_ratio
     from sairbench.metrics import conventions_dict, default_lpips_scorer
     from sairbench.runfolder import RunFolder, lpips_status
+    from sairbench.tiling import max_pixels
 
     if not name or safe_name(name) != name.strip() or "/" in name:
         raise SairbenchError(f"--name {name!r} is not a usable folder name; use letters, digits, '.', '-' and '_'.")
@@ -307,10 +310,11 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
     if missing:
         raise SairbenchError(f"{pred_dir}: {len(missing)} of {len(df)} predictions missing{where}, first "
                              f"'{missing[0]}.png'; name each prediction <image>__<mask>.png as in pairs.csv's pred_name.")
-    for col, folder in (("gt_file", gt_dir), ("mask_file", mask_dir)):
-        absent = [f for f in dict.fromkeys(df[col]) if not (folder / f).is_file()]  # the exact file, never the stem
+    for col, folder, index in (("gt_file", gt_dir, gts), ("mask_file", mask_dir, mask_files)):
+        absent = [f for f in dict.fromkeys(df[col]) if index.get(Path(f).stem, Path()).name != f]  # the exact file, inside
         if absent:
-            raise SairbenchError(f"{folder / absent[0]}: missing ({len(absent)} {col.split('_')[0]} files missing{where}); "
+            raise SairbenchError(f"{folder / absent[0]}: missing ({len(absent)} {col.split('_')[0]} files missing or "
+                                 f"outside the folder{where}); "
                                  f"pass the {col.split('_')[0]} folder that belongs to these pairs.")
 
     if proto is not None:
@@ -328,17 +332,18 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
     lpips_scorer = default_lpips_scorer() if "lpips" in metrics else None
 
     gt_cache: dict[str, np.ndarray] = {}
+    budget = max_pixels()  # every file's size checked from its header before it is decoded
     mask_cache: dict[str, np.ndarray] = {}
 
     def load(r) -> tuple[np.ndarray, np.ndarray, float]:
         gpath, mpath = gt_dir / r.gt_file, mask_dir / r.mask_file
         if r.gt_file not in gt_cache:
-            gt_cache[r.gt_file] = read_image(gpath)
+            gt_cache[r.gt_file] = read_image(gpath, max_pixels=budget)
         gt = gt_cache[r.gt_file]
         if r.mask_file not in mask_cache:
             mask_cache[r.mask_file] = read_mask(mpath, size=gt.shape[:2], strict_size=True)
         hole = mask_cache[r.mask_file]
-        pred = read_image(preds[r.pred_name])
+        pred = read_image(preds[r.pred_name], max_pixels=budget)
         if pred.shape != gt.shape:
             raise SairbenchError(f"{preds[r.pred_name]}: prediction is {pred.shape[1]}x{pred.shape[0]} but the ground truth "
                                  f"is {gt.shape[1]}x{gt.shape[0]}; save predictions at the evaluation size.")

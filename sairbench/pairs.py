@@ -43,7 +43,7 @@ class ProtocolData:
 
 def build_masks(proto: Protocol, size: int, mask_dir: str | None = None):
     """The protocol's mask list and a description of where it came from."""
-    from sairbench.masks import generate_mask_set, load_mask_folder
+    from sairbench.masks import GeneratedMasks, load_mask_folder
 
     m = proto.masks
     source = m.source
@@ -58,7 +58,7 @@ def build_masks(proto: Protocol, size: int, mask_dir: str | None = None):
                                  seed=proto.seed)
         desc = {"source": "liu2018", "folder": str(folder), "hole_value": int(m.hole_value)}
     elif source == "generated":
-        items = generate_mask_set(int(m.per_bucket or 100), (size, size), seed=proto.seed)
+        items = GeneratedMasks(int(m.per_bucket or 100), (size, size), seed=proto.seed)  # drawn when used
         desc = {"source": "generated", "generator": "sairbench.masks.generate_mask_set", "seed": proto.seed}
     else:
         raise SairbenchError(f"{proto.source}: unknown mask source '{source}'; use auto, liu2018 or generated.")
@@ -71,8 +71,11 @@ def build_pairs(dataset, masks) -> list[Pair]:
     from sairbench.masks import BUCKETS
 
     by_bucket: dict[str, list[int]] = {b: [] for b, _, _ in BUCKETS}
-    for k, item in enumerate(masks):
-        by_bucket.setdefault(item.bucket, []).append(k)
+    if hasattr(masks, "bucket_indices"):  # a GeneratedMasks: buckets known without drawing a mask
+        by_bucket.update(masks.bucket_indices())
+    else:
+        for k, item in enumerate(masks):
+            by_bucket.setdefault(item.bucket, []).append(k)
     pairs = []
     for b, ks in by_bucket.items():
         if not ks:
@@ -108,6 +111,8 @@ def dataset_settings(proto: Protocol, **overrides: Any) -> dict[str, Any]:
     defaults = protocol_defaults(given["name"])
     cfg = {**defaults, **given}
     cfg["defaults_from"] = {k: "dataset" for k in defaults if k not in given}
+    size_from = "--size" if overrides.get("size") is not None else f"{proto.source}: 'dataset.size' ="
+    validate.pixels_bound(f"{size_from} {cfg.get('size')}", cfg.get("size"))  # before any image is made
     return cfg
 
 
@@ -121,8 +126,12 @@ def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: s
         ds_cfg = dataset_settings(proto, name=dataset, root=data_root, limit=limit, size=size, fit=fit)
     ds_cfg = dict(ds_cfg)
     ds = open_dataset(ds_cfg, proto.seed, labels)
+    if len(ds) == 0 and ds_cfg.get("limit") == 0:
+        raise SairbenchError(f"limit 0 selects no image of dataset '{ds_cfg['name']}'; give a positive limit "
+                             f"(--limit, or 'dataset.limit' in {proto.source or 'the protocol file'}).")
     if len(ds) == 0:
-        raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; check --data-root.")
+        raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; "
+                             "check --data-root.")
     ds_cfg["images"] = len(ds)
     masks, mask_desc = build_masks(proto, int(ds_cfg["size"]), mask_dir)
     return ProtocolData(ds_cfg, ds, masks, mask_desc, build_pairs(ds, masks))

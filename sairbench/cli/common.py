@@ -56,6 +56,7 @@ def set_threads(threads: Optional[int]) -> None:
     from sairbench.machine import usable_cores
 
     validate.positive("--threads", threads)
+    validate.threads_bound("--threads", threads)
     if threads is None:
         threads = max(1, min(torch.get_num_threads(), usable_cores()))
     torch.set_num_threads(threads)

@@ -23,14 +23,20 @@ def masks_generate(
     per_bucket: int = typer.Option(100, help="masks per hole-ratio bucket"),
     size: int = typer.Option(256, help="mask size (square)"),
     seed: int = typer.Option(0),
-    overwrite: bool = typer.Option(False, help="replace an existing mask set in OUT"),
+    overwrite: bool = typer.Option(False, help="replace a mask set this command wrote in OUT (a folder holding "
+                                               "anything else is refused, never emptied)"),
 ) -> None:
     """Write a seeded irregular-mask set: each bucket filled to PER_BUCKET masks."""
-    from sairbench.masks import generate_mask_set, write_mask_set
+    from sairbench import validate
+    from sairbench.masks import GeneratedMasks, write_mask_set
+    from sairbench.protocol import Protocol
 
-    items = generate_mask_set(per_bucket, (size, size), seed=seed)
-    manifest = write_mask_set(out, items, {"generator": "sairbench.masks.generate_mask_set", "seed": seed,
-                                           "size": size, "per_bucket": per_bucket}, overwrite=overwrite)
+    validate.positive("--size", size, allow_none=False)  # bounds before any mask is drawn
+    Protocol("masks").with_per_bucket(per_bucket)  # --per-bucket as `sairbench run` takes it
+    validate.pixels_bound(f"--size {size}", size)
+    items = GeneratedMasks(per_bucket, (size, size), seed=seed)
+    manifest = write_mask_set(out, items.stream(), {"generator": "sairbench.masks.generate_mask_set", "seed": seed,
+                                                    "size": size, "per_bucket": per_bucket}, overwrite=overwrite)
     console.print(f"wrote {len(items)} masks and {manifest}")
 
 
@@ -46,6 +52,9 @@ def masks_export(
     from sairbench.outside import export_protocol
     from sairbench.protocol import load_protocol
 
+    from sairbench.io import write_errors
+
     proto = load_protocol(protocol)
-    folder, n = export_protocol(proto, out, dataset=dataset, data_root=data_root, limit=limit, mask_dir=mask_dir)
+    with write_errors(out):  # a full or read-only disk: one line; the half-built export is removed
+        folder, n = export_protocol(proto, out, dataset=dataset, data_root=data_root, limit=limit, mask_dir=mask_dir)
     console.print(f"wrote {n} image x mask pairs of '{proto.name}' to {folder} (pairs.csv, masks/, inputs/, gt/)")

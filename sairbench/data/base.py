@@ -200,10 +200,11 @@ def read_label(path: Path) -> np.ndarray:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-    )
+    """Image files directly inside ``folder``, sorted by name (hidden files skipped; never outside
+    the folder: links pointing out of it skipped, see ``sairbench.scan.files_in``)."""
+    from sairbench.scan import files_in
+
+    return files_in(folder, IMAGE_EXTENSIONS, what="image folder")
 
 
 def default_root(root: str | os.PathLike | None, folder_name: str, dataset: str) -> Path:

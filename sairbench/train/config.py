@@ -118,6 +118,13 @@ def make_config(model: str, given: set[str] | None = None, source: str = "flag",
         validate.positive("--" + key.replace("_", "-"), options.get(key))
     if options.get("workers") is not None:
         validate.non_negative("--workers", options["workers"])
+    validate.threads_bound("--threads", options.get("threads"))  # upper bounds, before anything is allocated
+    validate.threads_bound("--workers", options.get("workers"))
+    side, batch = options.get("image_size") or TrainConfig.image_size, sched_kw.get("batch") or 16
+    queries = options.get("queries") or TrainConfig.queries
+    validate.pixels_bound(f"--image-size {side}", side)
+    validate.pixels_bound(f"--batch {batch} x --image-size {side}", side, batch, per="step")
+    validate.pixels_bound(f"--batch {batch} x --queries {queries}", 1, batch * queries, per="step (query pixels)")
     for key in ("lr", "lr_final"):
         value = sched_kw.get(key)
         if value is not None and not value > 0:
