@@ -24,7 +24,10 @@ from sairbench.pairs import MASK_DIR_ENV
 SOURCES = ("flag", "env", "protocol", "dataset", "checkpoint", "default")
 
 
-def flag(default: Any, help: str, *decls: str, jobs: tuple[str, ...] = ("run", "cache")) -> Any:
+DATA_JOBS = ("run", "cache", "export")  # the jobs that read a protocol's images and masks
+
+
+def flag(default: Any, help: str, *decls: str, jobs: tuple[str, ...] = DATA_JOBS) -> Any:
     """A record field that is a command-line flag of ``jobs`` (``decls``: its names, default --field-name)."""
     return field(default=default, metadata={"help": help, "decls": decls, "jobs": jobs})
 
@@ -37,9 +40,10 @@ class RunOptions:
     dataset: Optional[str] = flag(None, "override the protocol's dataset (synthetic-faces, celeba-hq, ade20k, folder, "
                                         "photos)")
     data_root: Optional[str] = flag(None, "dataset folder in its official layout")
-    model: Optional[List[str]] = flag(None, "models to run (repeatable); default: the protocol's", "--model", "-m")
+    model: Optional[List[str]] = flag(None, "models to run (repeatable); default: the protocol's", "--model", "-m",
+                                      jobs=("run", "cache"))
     checkpoint: Optional[List[str]] = flag(None, "NAME=PATH: evaluate model NAME from this checkpoint; NAME may be a "
-                                                 "variant like sair@step1500 (repeatable)")
+                                                 "variant like sair@step1500 (repeatable)", jobs=("run", "cache"))
     limit: Optional[int] = flag(None, "number of test images (default: the dataset's: 100 built-in, the whole test "
                                       "split of celeba-hq/ade20k)")
     size: Optional[int] = flag(None, "evaluation size (default: the dataset's: 64 built-in, 256 celeba-hq/ade20k)")
@@ -56,9 +60,10 @@ class RunOptions:
     self_ensemble: Optional[int] = flag(None, "implicit models answer as the mean over 1 (off), 2, 4 or 8 flips/"
                                               "transposes (default: each model's own; the photo models use 8)",
                                         jobs=("run",))
-    device: str = flag("cpu", "cpu, cuda, cuda:1, ...")
+    out: Optional[str] = flag(None, "new output folder", "--out", "-o", jobs=("export",))
+    device: str = flag("cpu", "cpu, cuda, cuda:1, ...", jobs=("run", "cache"))
     threads: Optional[int] = flag(None, "torch CPU threads (default: the cores this process may use; give 1 to each "
-                                        "of several commands run side by side)")
+                                        "of several commands run side by side)", jobs=("run", "cache"))
     # filled by resolve()
     sources: dict = field(default_factory=dict, metadata={"resolved": True})
     proto: Any = field(default=None, metadata={"resolved": True})  # sairbench.protocol.Protocol
@@ -70,7 +75,7 @@ class RunOptions:
 
     @classmethod
     def flags(cls, job: str) -> list:
-        """The fields that are flags of ``job`` ("run" or "cache"), in declaration order."""
+        """The fields that are flags of ``job`` ("run", "cache" or "export"), in declaration order."""
         return [f for f in fields(cls) if job in f.metadata.get("jobs", ())]
 
     @property
@@ -101,7 +106,7 @@ class RunOptions:
 
         started = time.perf_counter()
         if given is None:
-            given = {f.name for f in self.flags("run") + self.flags("cache") if getattr(self, f.name) != f.default}
+            given = {f.name for f in fields(self) if "jobs" in f.metadata and getattr(self, f.name) != f.default}
         sources = {f.name: ("flag" if f.name in given else "default") for f in fields(self) if "jobs" in f.metadata}
         validate.device(self.device)
         check_self_ensemble(self.self_ensemble, "--self-ensemble")
@@ -126,6 +131,7 @@ class RunOptions:
             if opt not in given:
                 sources[opt] = "dataset" if key in ds_cfg["defaults_from"] else (
                     "protocol" if getattr(proto.dataset, key) is not None else sources[opt])
+        validate.threads_bound("--threads", self.threads)  # upper bounds (--size: dataset_settings)
         if "data_root" not in given and ds_cfg.get("root") is None and os.environ.get("SAIRBENCH_DATA_ROOT"):
             sources["data_root"] = "env"
         mask_dir = self.mask_dir

@@ -86,9 +86,9 @@ def _unique_safe(names: list[str]) -> dict[str, str]:
 # ---------------------------------------------------------------- export
 
 
-def export_protocol(proto, out: str | os.PathLike, *, dataset: str | None = None, data_root: str | None = None,
-                    limit: int | None = None, mask_dir: str | None = None) -> tuple[Path, int]:
-    """Write ``out`` (see the module docstring); returns (folder, number of pairs).
+def export_protocol(opts) -> tuple[Path, int]:
+    """Write ``opts.out`` (``opts``: the job's resolved ``RunOptions``, the data options of the run
+    whose pairs are exported; see the module docstring); returns (folder, number of pairs).
 
     The folder is built next to ``out`` and renamed into place, so a failure leaves nothing behind;
     an existing non-empty ``out`` is refused.
@@ -96,10 +96,11 @@ def export_protocol(proto, out: str | os.PathLike, *, dataset: str | None = None
     from sairbench.pairs import open_protocol_data
     from sairbench.masks import MaskItem, write_mask_set
 
-    out = Path(out).expanduser()
+    proto = opts.proto
+    out = Path(opts.out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SairbenchError(f"{out}: exists and is not an empty folder; choose a new --out folder (exports are never overwritten).")
-    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, dataset, data_root, limit, mask_dir)
+    ds_cfg, ds, masks, mask_desc, pairs = open_protocol_data(proto, mask_dir=opts.mask_dir, ds_cfg=opts.ds_cfg)
     used_masks = sorted({p.mask_index for p in pairs})
     mask_safe = _unique_safe([masks[k].name for k in used_masks])
     image_safe = _unique_safe([p.image for p in pairs])

@@ -106,3 +106,15 @@ def test_every_help_text_is_clean():
         out = sairbench(*words, "--help", env={"COLUMNS": "100"})
         assert out.exit_code == 0, out.describe()
         assert "<bool>" not in out.stdout, f"sairbench {' '.join(words)} --help shows <bool>"
+
+
+def test_mask_commands_take_their_defaults_and_size_from_the_protocol(tmp_path):
+    import json
+
+    assert_ok(sairbench("masks", "generate", "-o", str(tmp_path / "g"), "--per-bucket", "1"))
+    meta = json.loads((tmp_path / "g" / "manifest.json").read_text())["meta"]
+    assert meta["size"] == 64  # the default protocol's evaluation size on the built-in data
+    assert_ok(sairbench("masks", "export", "-o", str(tmp_path / "e"), "--limit", "1", "--per-bucket", "1", "--size", "32"))
+    gts = list((tmp_path / "e" / "gt").glob("*.png"))
+    assert gts and all(Image.open(p).size == (32, 32) for p in gts)
+    assert json.loads((tmp_path / "e" / "export.json").read_text())["dataset"]["size"] == 32

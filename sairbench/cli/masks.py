@@ -8,6 +8,9 @@ from typing import Optional
 import typer
 
 from sairbench.cli.common import console, masks_app
+from sairbench.cli.flags import record_command
+from sairbench.errors import SairbenchError
+from sairbench.options import RunOptions
 
 
 EXPORT_HELP = (
@@ -20,8 +23,9 @@ EXPORT_HELP = (
 @masks_app.command("generate")
 def masks_generate(
     out: Path = typer.Option(..., "--out", "-o", help="output folder (PNGs + manifest.json)"),
-    per_bucket: int = typer.Option(100, help="masks per hole-ratio bucket"),
-    size: int = typer.Option(256, help="mask size (square)"),
+    per_bucket: Optional[int] = typer.Option(None, help="masks per hole-ratio bucket (default: the protocol's)"),
+    size: Optional[int] = typer.Option(None, help="mask size, square (default: the protocol's evaluation size)"),
+    protocol: str = typer.Option("liu2018-masks", help="protocol whose size and masks per bucket are the defaults"),
     seed: int = typer.Option(0),
     overwrite: bool = typer.Option(False, help="replace a mask set this command wrote in OUT (a folder holding "
                                                "anything else is refused, never emptied)"),
@@ -31,6 +35,13 @@ def masks_generate(
     from sairbench.masks import GeneratedMasks, write_mask_set
     from sairbench.protocol import Protocol
 
+    if size is None or per_bucket is None:
+        from sairbench.pairs import dataset_settings
+        from sairbench.protocol import load_protocol
+
+        proto = load_protocol(protocol)
+        size = int(dataset_settings(proto)["size"]) if size is None else size
+        per_bucket = int(proto.masks.per_bucket or 100) if per_bucket is None else per_bucket
     validate.positive("--size", size, allow_none=False)  # bounds before any mask is drawn
     Protocol("masks").with_per_bucket(per_bucket)  # --per-bucket as `sairbench run` takes it
     validate.pixels_bound(f"--size {size}", size)
@@ -41,20 +52,15 @@ def masks_generate(
 
 
 @masks_app.command("export", help=EXPORT_HELP)
-def masks_export(
-    protocol: str = typer.Option(..., help="protocol name (protocols/NAME.toml) or path"),
-    out: Path = typer.Option(..., "--out", "-o", help="new output folder"),
-    dataset: Optional[str] = typer.Option(None, help="override the protocol's dataset (as `sairbench run`)"),
-    data_root: Optional[str] = typer.Option(None, help="dataset folder in its official layout"),
-    limit: Optional[int] = typer.Option(None, help="number of images (as `sairbench run --limit`)"),
-    mask_dir: Optional[str] = typer.Option(None, help="Liu et al. 2018 irregular mask folder (as `sairbench run`)"),
-) -> None:
-    from sairbench.outside import export_protocol
-    from sairbench.protocol import load_protocol
-
+@record_command(RunOptions, "export")
+def masks_export(opts: RunOptions, given: set[str]) -> None:
     from sairbench.io import write_errors
+    from sairbench.outside import export_protocol
 
-    proto = load_protocol(protocol)
-    with write_errors(out):  # a full or read-only disk: one line; the half-built export is removed
-        folder, n = export_protocol(proto, out, dataset=dataset, data_root=data_root, limit=limit, mask_dir=mask_dir)
-    console.print(f"wrote {n} image x mask pairs of '{proto.name}' to {folder} (pairs.csv, masks/, inputs/, gt/)")
+    if opts.out is None:
+        raise SairbenchError("masks export needs --out DIR (a new folder for masks/, inputs/, gt/ and pairs.csv).")
+    opts = opts.resolve(given)
+    with write_errors(Path(opts.out)):  # a full or read-only disk: one line; the half-built export is removed
+        folder, n = export_protocol(opts)
+    console.print(f"wrote {n} image x mask pairs of '{opts.proto.name}' ({opts.size}x{opts.size}) to {folder} "
+                  "(pairs.csv, masks/, inputs/, gt/)")
