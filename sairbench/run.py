@@ -70,6 +70,12 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
                 "checkpoints": checkpoints or {}}
     if opts.self_ensemble is not None:
         settings["self_ensemble"] = opts.self_ensemble
+    if proto.metrics.ssim != "skimage":
+        # the definition joins the fingerprint: parts scored under an earlier definition of that
+        # name are never resumed into this run
+        from sairbench.metrics.registry import SSIM_CONVENTION_TEXT
+
+        settings["ssim_definition"] = SSIM_CONVENTION_TEXT[proto.metrics.ssim]
     folder = RunFolder.create(opts.results, validate.run_name(opts.name, proto.name, proto.source, data.ds_cfg['name']),
                               settings, opts.resume or shard[1] > 1)  # the shards of one run share its folder
     folder.record_skipped(skipped)

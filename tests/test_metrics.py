@@ -132,14 +132,14 @@ def test_ssim_matches_numpy_skimage_convention():
     assert ssim(p, g) == pytest.approx(_numpy_ssim(p, g, window, sample_cov=True), abs=1e-9)
 
 
-def test_ssim_matches_numpy_lama_convention():
+def test_ssim_matches_numpy_skimage_gaussian_convention():
     p, g = _smooth_pair(30, 26, seed=2)
     x = np.arange(-5, 6)
     k = np.exp(-(x**2) / (2 * 1.5**2))
     k /= k.sum()
     window = np.outer(k, k)
-    assert ssim(p, g, convention="lama") == pytest.approx(_numpy_ssim(p, g, window, sample_cov=False), abs=1e-7)
-    assert ssim(p, g, "lama") != pytest.approx(ssim(p, g, "skimage"), abs=1e-4)
+    assert ssim(p, g, convention="skimage-gaussian") == pytest.approx(_numpy_ssim(p, g, window, sample_cov=False), abs=1e-7)
+    assert ssim(p, g, "skimage-gaussian") != pytest.approx(ssim(p, g, "skimage"), abs=1e-4)
 
 
 def test_ssim_unknown_convention():
@@ -199,10 +199,10 @@ def _skimage_ssim(pred, gt, convention):
     return structural_similarity(gt, pred, data_range=255, channel_axis=-1, **extra)
 
 
-@pytest.mark.parametrize("convention", ["skimage", "lama"])
+@pytest.mark.parametrize("convention", ["skimage", "skimage-gaussian"])
 @pytest.mark.parametrize("h,w", [(7, 7), (9, 13), (11, 11), (12, 31), (31, 17), (64, 48)])
 def test_ssim_batch_matches_skimage(convention, h, w):
-    if convention == "lama" and min(h, w) < 11:
+    if convention == "skimage-gaussian" and min(h, w) < 11:
         pytest.skip("the 11x11 window needs 11 px")
     preds, gts = _noisy_batch(5, h, w, seed=h * 100 + w)
     preds[2] = gts[2] // 2
@@ -213,7 +213,7 @@ def test_ssim_batch_matches_skimage(convention, h, w):
     assert ours[0] == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("convention,side", [("skimage", 6), ("lama", 10)])
+@pytest.mark.parametrize("convention,side", [("skimage", 6), ("skimage-gaussian", 10)])
 def test_ssim_batch_too_small_raises_like_skimage(convention, side):
     preds, gts = _noisy_batch(2, side, side + 20, seed=0)
     with pytest.raises(ValueError):
@@ -470,7 +470,7 @@ def test_protocol_metric_names_checked_against_the_registry(tmp_path):
         load_protocol(str(miou_in_inpainting))
     ssim = tmp_path / "s.toml"
     ssim.write_text(base + 'ssim = "gauss"\n')
-    with pytest.raises(SairbenchError, match="'metrics.ssim' = 'gauss' is not one of skimage, lama"):
+    with pytest.raises(SairbenchError, match="'metrics.ssim' = 'gauss' is not one of skimage, skimage-gaussian, lama"):
         load_protocol(str(ssim))
     plain = tmp_path / "plain.toml"
     plain.write_text('name = "plain"\n')

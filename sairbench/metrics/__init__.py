@@ -4,14 +4,21 @@ Every metric (these four, and the SIR probe's mIoU) is one :class:`Metric` recor
 :data:`METRICS` (:mod:`sairbench.metrics.registry`): direction, decimals, convention text, whether
 it is scored by default, and its batch scorer.
 
-The convention follows the SAIR paper's own test code (see ``CONVENTIONS``): metrics are computed
-per image on the *composited* output (prediction inside the hole, input elsewhere) at the
-evaluation size (256x256 for the paper's datasets, the dataset size otherwise), then averaged.
+The default convention (see ``CONVENTIONS``) scores as the SAIR release's ``test.py``
+(tsingqguo/sair) does: scikit-image PSNR (summaries cap it at 100 dB, as ``min(100, psnr)`` there)
+and SSIM (default window, ``data_range=255``) on uint8 RGB, LPIPS VGG on [-1, 1], per image, then
+averaged. Two differences: images are quantised by rounding (``test.py`` truncates with
+``astype(np.uint8)``), and L1 is taken on the quantised images (``test.py``: on the clamped float
+images). Metrics are computed per image on the *composited* output (prediction inside the hole,
+input elsewhere) at the evaluation size (256x256 for the paper's datasets, the dataset size
+otherwise), then averaged.
 
 * PSNR and SSIM: scikit-image on uint8 RGB (H, W, 3), ``data_range=255``, ``channel_axis=-1``;
-  SSIM with the default 7x7 uniform window (``ssim_convention="skimage"``) or, as an option, the
-  LaMa-style 11x11 Gaussian window with sigma 1.5 (``ssim_convention="lama"``). A table never
-  mixes the two.
+  SSIM with the default 7x7 uniform window (``ssim_convention="skimage"``) or, as options,
+  scikit-image's 11x11 Gaussian window with sigma 1.5 on the valid region
+  (``"skimage-gaussian"``), or LaMa's evaluator formula (``"lama"``: advimman/lama
+  ``saicinpainting/evaluation/losses/ssim.py``, the same Gaussian window with zero padding and
+  the whole map averaged). A table never mixes conventions.
 * L1: mean absolute error over the whole image (all pixels, all channels) with values in [0, 1].
 * LPIPS: the ``lpips`` package, VGG trunk with its v0.1 linear layers, inputs scaled to [-1, 1].
   The VGG16 trunk needs torchvision's ImageNet weights, which are *never* downloaded here; without

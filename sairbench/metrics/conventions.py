@@ -11,7 +11,10 @@ import numpy as np
 
 from sairbench.errors import SairbenchError
 
-SSIM_CONVENTIONS: tuple[str, ...] = ("skimage", "lama")
+#: SSIM conventions: "skimage" (the default: scikit-image's 7x7 uniform window), "skimage-gaussian"
+#: (scikit-image's 11x11 Gaussian window on the valid region) and "lama" (LaMa's evaluator:
+#: zero-padded 11x11 Gaussian window, whole map); see ``SSIM_CONVENTION_TEXT`` in the registry.
+SSIM_CONVENTIONS: tuple[str, ...] = ("skimage", "skimage-gaussian", "lama")
 
 #: PSNR of two identical uint8 images is +inf per image (kept as such in per-image files);
 #: any summary (means, confidence intervals, paired tests) first clips PSNR to this many dB.

@@ -1,6 +1,7 @@
 """PSNR, SSIM and L1 of uint8 RGB images: per image (scikit-image / numpy, the reference
 definitions) and over a batch (N, H, W, 3) at once with the same values (PSNR and L1 exactly,
-SSIM to ~1e-15)."""
+SSIM to ~1e-15). SSIM's "lama" convention (LaMa's evaluator, not a scikit-image function) is
+computed by :func:`ssim_batch` alone."""
 
 from __future__ import annotations
 
@@ -26,9 +27,17 @@ def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray, convention: str = "skimage") -> float:
-    """SSIM of uint8 (H, W, 3) ``pred`` against ``gt``; ``convention`` is "skimage" or "lama"."""
+    """SSIM of uint8 (H, W, 3) ``pred`` against ``gt`` under ``convention`` (``SSIM_CONVENTIONS``).
+
+    "skimage" and "skimage-gaussian": scikit-image's ``structural_similarity`` (7x7 uniform window
+    with sample covariance; 11x11 Gaussian window, sigma 1.5, population covariance), mean over the
+    valid region. "lama": LaMa's evaluator formula (zero-padded Gaussian window, mean over the whole
+    map), computed by :func:`ssim_batch` on a batch of one.
+    """
     _check_ssim_convention(convention)
     pred, gt = _check_pair(pred, gt)
+    if convention == "lama":
+        return float(ssim_batch(pred[None], gt[None], convention)[0])
     from skimage.metrics import structural_similarity
 
     if convention == "skimage":
@@ -101,19 +110,26 @@ def l1_batch(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
     return _error_sums(preds, gts, 1) / float(preds[0].size if len(preds) else 1) / 255.0
 
 
-def _ssim_window(convention: str) -> tuple[tuple, float, float]:
-    """1-D window taps, moment scale and covariance factor of an SSIM convention.
+def _ssim_window(convention: str) -> tuple[tuple, float, float, int]:
+    """1-D window taps, moment scale, covariance factor and zero padding (pixels per side) of an
+    SSIM convention.
 
-    "skimage": 7 taps of 1 (window *sums*, exact in int32; scale 49), sample covariance 49/48.
-    "lama": scipy's Gaussian taps (sigma 1.5, truncate 3.5: 11 taps summing to 1; scale 1),
-    population covariance.
+    "skimage": 7 taps of 1 (window *sums*, exact in int32; scale 49), sample covariance 49/48, no
+    padding (the valid region). "skimage-gaussian": scipy's Gaussian taps (sigma 1.5, truncate
+    3.5: 11 taps summing to 1; scale 1), population covariance, no padding. "lama": the taps of
+    LaMa's ``SSIM._gaussian`` (exp(-(x - 5)^2 / (2 * 1.5^2)) for x = 0..10, divided by their sum),
+    population covariance, zero padding of 5 so that the map has the image's size.
     """
     if convention == "skimage":
-        return (1,) * 7, 49.0, 49.0 / 48.0
+        return (1,) * 7, 49.0, 49.0 / 48.0, 0
+    if convention == "lama":
+        x = np.arange(11, dtype=np.float64) - 5
+        g = np.exp(-(x**2) / (2 * 1.5**2))
+        return tuple(float(v) for v in g / g.sum()), 1.0, 1.0, 5
     radius = int(3.5 * 1.5 + 0.5)
     x = np.arange(-radius, radius + 1)
     phi = np.exp(-0.5 / 1.5**2 * x.astype(np.float64) ** 2)
-    return tuple(float(v) for v in phi / phi.sum()), 1.0, 1.0
+    return tuple(float(v) for v in phi / phi.sum()), 1.0, 1.0, 0
 
 
 def _window_filter(q, taps: tuple, dim: int):
@@ -126,22 +142,27 @@ def _window_filter(q, taps: tuple, dim: int):
     return out
 
 
-def _ssim_moments(preds: np.ndarray, gts: np.ndarray, taps: tuple):
-    """Window moments of uint8 (B, H, W, 3) images x = gts, y = preds.
+def _ssim_moments(preds: np.ndarray, gts: np.ndarray, taps: tuple, pad: int = 0):
+    """Window moments of uint8 (B, H, W, 3) images x = gts, y = preds, each image (and each
+    product) surrounded by ``pad`` pixels of zeros first.
 
     Returns:
-        float64 tensor (5, B, H - k + 1, W - k + 1, 3): windowed x, y, x*x, y*y, x*y, with k the
-        number of taps (int32 arithmetic, hence exact, when the taps are integers).
+        float64 tensor (5, B, H + 2 pad - k + 1, W + 2 pad - k + 1, 3): windowed x, y, x*x, y*y,
+        x*y, with k the number of taps (int32 arithmetic, hence exact, when the taps are integers).
     """
     import torch
 
     dtype = torch.int32 if isinstance(taps[0], int) else torch.float64
-    q = torch.empty((5,) + gts.shape, dtype=dtype)
-    q[0].copy_(torch.from_numpy(gts))
-    q[1].copy_(torch.from_numpy(preds))
-    torch.mul(q[0], q[0], out=q[2])
-    torch.mul(q[1], q[1], out=q[3])
-    torch.mul(q[0], q[1], out=q[4])
+    b, h, w, c = gts.shape
+    q = torch.empty((5, b, h + 2 * pad, w + 2 * pad, c), dtype=dtype)
+    if pad:
+        q.zero_()
+    inner = q[:, :, pad:pad + h, pad:pad + w]
+    inner[0].copy_(torch.from_numpy(np.ascontiguousarray(gts)))  # views with negative strides too
+    inner[1].copy_(torch.from_numpy(np.ascontiguousarray(preds)))
+    torch.mul(inner[0], inner[0], out=inner[2])
+    torch.mul(inner[1], inner[1], out=inner[3])
+    torch.mul(inner[0], inner[1], out=inner[4])
     return _window_filter(_window_filter(q, taps, 2), taps, 3).to(torch.float64)
 
 
@@ -167,19 +188,27 @@ def _ssim_from_moments(m, scale: float, cov_norm: float):
 def ssim_batch(preds: np.ndarray, gts: np.ndarray, convention: str = "skimage") -> np.ndarray:
     """SSIM per image of uint8 (N, H, W, 3) ``preds`` against ``gts``; float64 (N,).
 
-    Equal (to ~1e-15) to :func:`ssim`, i.e. scikit-image's ``structural_similarity``: the same
-    windows over the valid region (the border scikit-image crops), evaluated with separable torch
-    filters a few images at a time. Raises ValueError, as scikit-image does, when an image side
-    is shorter than the window.
+    "skimage" and "skimage-gaussian": equal (to ~1e-15) to :func:`ssim`, i.e. scikit-image's
+    ``structural_similarity``: the same windows over the valid region (the border scikit-image
+    crops); a ValueError, as scikit-image raises, when an image side is shorter than the window.
+
+    "lama": LaMa's evaluator (advimman/lama, ``saicinpainting/evaluation/losses/ssim.py``, class
+    ``SSIM`` as ``SSIMScore`` calls it: one value per image): the 11x11 Gaussian window (sigma 1.5)
+    applied per channel with 5 pixels of zero padding, C1 = 0.01^2, C2 = 0.03^2 on [0, 1] values,
+    the SSIM map (channels x H x W, border included) averaged. Computed on the uint8 values with
+    C1 = (0.01 * 255)^2 and C2 = (0.03 * 255)^2, which is the same formula multiplied through by
+    255^4, in float64 (LaMa's code runs in float32; the two agree to ~1e-5). Any image size.
+
+    Every convention is evaluated with separable torch filters a few images at a time.
     """
     _check_ssim_convention(convention)
     preds, gts = _check_uint8_batches(preds, gts, "ssim_batch")
-    taps, scale, cov_norm = _ssim_window(convention)
+    taps, scale, cov_norm, pad = _ssim_window(convention)
     n, h, w, _ = preds.shape
-    if min(h, w) < len(taps):
+    if min(h, w) + 2 * pad < len(taps):
         raise ValueError(f"SSIM's {len(taps)}x{len(taps)} window exceeds the image extent ({h}x{w})")
     out = np.empty(n, dtype=np.float64)
     for sl in _chunks(n, h * w, SSIM_CHUNK_PIXELS):
-        m = _ssim_moments(preds[sl], gts[sl], taps)
+        m = _ssim_moments(preds[sl], gts[sl], taps, pad)
         out[sl] = _ssim_from_moments(m, scale, cov_norm).numpy()
     return out

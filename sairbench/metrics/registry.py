@@ -102,8 +102,13 @@ COMMON_CONVENTION = (
 #: The SSIM convention text of one table, per ``ssim_convention``.
 SSIM_CONVENTION_TEXT: dict[str, str] = {
     "skimage": "SSIM: scikit-image, uint8 RGB, data_range=255, channel_axis=-1, 7x7 uniform window, sample covariance.",
-    "lama": "SSIM (LaMa-style): scikit-image, uint8 RGB, data_range=255, channel_axis=-1, 11x11 Gaussian window "
-    "(sigma 1.5), use_sample_covariance=False.",
+    "skimage-gaussian": "SSIM (scikit-image Gaussian): scikit-image, uint8 RGB, data_range=255, channel_axis=-1, "
+    "11x11 Gaussian window (sigma 1.5), use_sample_covariance=False, mean over the valid region (5-pixel border "
+    "cropped).",
+    "lama": "SSIM (LaMa's evaluator): the formula of advimman/lama saicinpainting/evaluation/losses/ssim.py "
+    "(class SSIM, one value per image as SSIMScore uses it) on uint8 RGB / 255: 11x11 Gaussian window (sigma 1.5) "
+    "per channel with zero padding of 5 pixels, C1 = 0.01^2, C2 = 0.03^2, population (co)variances, the SSIM map "
+    "averaged over channels and every pixel (border included); float64.",
 }
 
 #: The mIoU convention of the SIR probe (both regions).
@@ -127,8 +132,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
         "ssim", "higher", 3,
         "SSIM: skimage.metrics.structural_similarity on uint8 RGB, data_range=255, "
         "channel_axis=-1, default 7x7 uniform window with sample covariance (ssim_convention="
-        "'skimage'); optional ssim_convention='lama': 11x11 Gaussian window, sigma 1.5, "
-        "use_sample_covariance=False. One convention per table.",
+        "'skimage'); optional ssim_convention='skimage-gaussian': the same with an 11x11 Gaussian "
+        "window, sigma 1.5, use_sample_covariance=False; optional ssim_convention='lama': LaMa's "
+        "evaluator (saicinpainting/evaluation/losses/ssim.py: zero-padded 11x11 Gaussian window, "
+        "whole map averaged). One convention per table.",
         True, lambda p, g, ctx: ssim_batch(p, g, ctx.ssim_convention), title="SSIM",
     ),
     Metric(
