@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from sairbench import validate
+from sairbench import timings, validate
 from sairbench.errors import SairbenchError
 from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_model_for_run, model_info,
                                 score_items, select_models, sort_rows, summarize)
@@ -87,6 +87,10 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
     dev = torch.device(opts.device)
     chunks = expected_parts(names, len(data.pairs))[shard[0]::shard[1]]
     n_items = sum(min(CHUNK, len(data.pairs) - c) for _, c in chunks)
+    size = int(data.ds_cfg["size"])
+    line = timings.expected_line([(m, min(CHUNK, len(data.pairs) - c)) for m, c in chunks], size, opts.device)
+    if line and console is not None and opts.progress:
+        console.print(line, highlight=False, soft_wrap=True)
     with track(n_items, f"{proto.name}: {len(names)} models x {len(data.pairs)} pairs", "pairs", console,
                opts.progress) as bar:
         loaded: dict[str, Any] = {}
@@ -103,8 +107,10 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
                 folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"]), name=model_name))
             bar.describe(f"{proto.name}: {model_name}")
             torch.manual_seed(proto.seed)
+            t_chunk = time.perf_counter()
             predict = ModelPredictions(loaded[model_name], data.dataset, data.masks, dev)
             df = score_items(data.pairs[c:c + CHUNK], predict, metrics, proto.metrics.ssim, lpips_scorer)
+            timings.record(model_name, size, opts.device, time.perf_counter() - t_chunk, n)
             df.insert(4, "model", model_name)
             folder.write_part(model_name, c, df)
             bar.advance(n)

@@ -118,3 +118,18 @@ def test_mask_commands_take_their_defaults_and_size_from_the_protocol(tmp_path):
     gts = list((tmp_path / "e" / "gt").glob("*.png"))
     assert gts and all(Image.open(p).size == (32, 32) for p in gts)
     assert json.loads((tmp_path / "e" / "export.json").read_text())["dataset"]["size"] == 32
+
+
+def test_a_run_says_its_expected_time_before_it_starts(tmp_path, monkeypatch):
+    import sairbench.timings as timings
+
+    monkeypatch.setattr(timings, "SHOW_ABOVE_S", 0.0)
+    args = ["run", "-m", "telea", "--limit", "2", "--per-bucket", "1", "--threads", "1", "--results", str(tmp_path)]
+    first = sairbench(*args)
+    assert_ok(first)
+    assert "no earlier timing of telea" in first.stdout
+    second = sairbench(*args)
+    assert_ok(second)
+    lines = second.stdout.splitlines()
+    expected = [i for i, ln in enumerate(lines) if ln.startswith("expected time: about")]
+    assert expected and expected[0] < next(i for i, ln in enumerate(lines) if "telea" in ln and "│" in ln)
