@@ -118,6 +118,13 @@ class RunOptions:
             if self.fit not in FITS:
                 raise SairbenchError(f"--fit {self.fit!r}: use one of {', '.join(FITS)}.")
         self.shard_index  # noqa: B018  (validates --shard)
+        shard, device = self.shard, self.device
+        launched = launcher_shard()
+        if launched is not None and "shard" not in given:  # torchrun / srun: each rank takes its chunks
+            shard, sources["shard"] = launched, "env"
+            if device.startswith("cuda") and ":" not in device:
+                device, sources["device"] = f"cuda:{os.environ.get('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))}", "env"
+                validate.device(device)
         if self.name is not None:
             validate.folder_name("--name", self.name)
         proto = self.protocol if isinstance(self.protocol, Protocol) else load_protocol(self.protocol)
@@ -145,6 +152,7 @@ class RunOptions:
         if self.self_ensemble is None:
             sources["self_ensemble"] = "checkpoint"
         return replace(self, proto=proto, ds_cfg=ds_cfg, mask_dir=mask_dir, model=model, sources=sources,
+                       shard=shard, device=device,
                        checkpoints=parse_checkpoints(self.checkpoint), progress=progress, started=started,
                        dataset=ds_cfg["name"], limit=ds_cfg.get("limit"), size=int(ds_cfg["size"]),
                        fit=ds_cfg.get("fit"), per_bucket=proto.masks.per_bucket)
@@ -181,6 +189,26 @@ class RunOptions:
 
 
 ALWAYS_HONOURED = frozenset({"protocol", "device", "threads"})
+
+
+def launcher_shard() -> str | None:
+    """``i/n`` of this process when a launcher started several (torchrun's RANK/WORLD_SIZE, SLURM's
+    SLURM_PROCID/SLURM_NTASKS), else None: the ranks of one run share its folder and chunks."""
+    for rank_env, world_env in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+        rank, world = os.environ.get(rank_env), os.environ.get(world_env)
+        if rank is None or world is None:
+            continue
+        try:
+            r, w = int(rank), int(world)
+        except ValueError:
+            raise SairbenchError(f"${rank_env}={rank!r} / ${world_env}={world!r}: not whole numbers; "
+                                 "start the ranks with torchrun or srun.") from None
+        if w > 1:
+            if not 0 <= r < w:
+                raise SairbenchError(f"${rank_env}={r} is not in 0..{w - 1} (${world_env}={w}); start the ranks "
+                                     "with torchrun or srun.")
+            return f"{r + 1}/{w}"
+    return None
 
 
 def parse_checkpoints(items: list[str] | None) -> dict[str, str]:

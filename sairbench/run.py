@@ -52,6 +52,9 @@ def run_protocol(opts: RunOptions, console=None) -> Path:
     return getattr(importlib.import_module(module), function)(opts, console)
 
 
+FINALIZE_CLAIM = "finalize.claim"  # created by the one rank (torchrun, srun) that writes the tables
+
+
 def expected_parts(names, n_pairs: int) -> list[tuple[str, int]]:
     """Every (model, first pair index) chunk of a run, in run order (shards take every n-th)."""
     return [(m, c) for m in names for c in range(0, n_pairs, CHUNK)]
@@ -118,6 +121,11 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
     total_s = folder.add_elapsed(opts.elapsed(), opts.one_time)
     if not set(expected_parts(names, len(data.pairs))) <= set(folder.parts()):
         return folder.path  # a shard: merge with `sairbench merge` once every shard is done
+    if opts.sources.get("shard") == "env":  # ranks of a launcher: the first to claim the folder finalises it
+        try:
+            os.close(os.open(folder.path / FINALIZE_CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return folder.path
     return finalize_run(folder, proto, names, data, lpips_scorer, str(dev), elapsed_s=total_s)
 
 

@@ -188,13 +188,17 @@ class RunFolder:
             return default
 
     def record_model_info(self, model: str, info: dict[str, Any]) -> None:
-        """Keep what meta.json says of ``model`` (written when it is loaded, read at the end)."""
-        infos = self._read_json("model_info.json", {})
-        infos[model] = info
-        self._write_text("model_info.json", json.dumps(infos, indent=2, default=str))
+        """Keep what meta.json says of ``model`` (written when it is loaded, read at the end), one
+        file per model, so that ranks writing into one folder at once never overwrite each other."""
+        (self.path / "model_info").mkdir(exist_ok=True)
+        self._write_text(f"model_info/{_safe_name(model)}.json", json.dumps({model: info}, indent=2, default=str))
 
     def model_infos(self) -> dict[str, Any]:
-        return self._read_json("model_info.json", {})
+        infos = dict(self._read_json("model_info.json", {}))  # folders written before one file per model
+        folder = self.path / "model_info"
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            infos.update(self._read_json(f"model_info/{path.name}", {}))
+        return infos
 
     def record_skipped(self, skipped: dict[str, str]) -> None:
         self._write_text("skipped.json", json.dumps(skipped, indent=2))
@@ -259,3 +263,8 @@ def lpips_status(scorer) -> dict[str, Any]:
     path = getattr(scorer, "weights_path", None)
     return {"available": bool(scorer and scorer.available), "reason": getattr(scorer, "reason", "not requested"),
             "vgg16_file": str(path) if path else None, "vgg16_sha256": getattr(scorer, "weights_sha256", None)}
+
+
+def _safe_name(model: str) -> str:
+    """A file name for ``model`` (``liif@ft6000``): letters, digits, '.', '_', '@', '-' kept."""
+    return "".join(c if c.isalnum() or c in "._@-" else "_" for c in model) or "_"

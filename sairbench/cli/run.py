@@ -29,7 +29,8 @@ def run(opts: RunOptions, given: set[str]) -> None:
     from sairbench.run import run_protocol
 
     set_threads(opts.threads)
-    out = run_protocol(opts.resolve(given), console=console)
+    opts = opts.resolve(given)
+    out = run_protocol(opts, console=console)
     if (out / "summary.csv").is_file():
         print_summary(out, f"{opts.protocol} — {out}")
         meta = json.loads((out / "meta.json").read_text())
