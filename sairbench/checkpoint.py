@@ -15,7 +15,9 @@ SIR) has the same schema, LIIF's ``{name, args, sd}`` plus provenance::
 Training checkpoints are ``.pt`` files (``torch.save``); shipped ones are ``.safetensors`` with
 everything but the weights and the optimizer as JSON in the ``sairbench`` metadata field.
 A file is data, never code: ``.pt`` files are read with ``torch.load(weights_only=True)`` and
-safetensors with ``safetensors``.
+safetensors with ``safetensors``. Before anything is built from it, :func:`load_checkpoint` checks
+its metadata, part spec, the size of the model it describes and its weights
+(``sairbench.checkpoint_checks``): a spec cannot name a download, weights hold no NaN or Inf.
 
 ``inference`` holds settings that change how a model answers but are no part of it and have no
 weights (``INFERENCE``: ``self_ensemble``, 2/4/8, absent = 1); :func:`build` (and so
@@ -38,6 +40,7 @@ from typing import Any, Iterable
 
 import torch
 
+from sairbench.checkpoint_checks import check_contents, check_structure
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path
 
@@ -149,11 +152,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             kind = "holds objects other than tensors and plain data" if "weights_only" in str(exc) else "is damaged"
             raise SairbenchError(f"{path}: not a readable sairbench checkpoint (it {kind}: {type(exc).__name__}); "
                                  "pass a file written by `sairbench train`, or retrain it.") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or "sd" not in ckpt["model"] \
-            or "args" not in ckpt["model"]:
-        raise SairbenchError(f"{path}: not a sairbench checkpoint (no 'model' entry with 'args' and 'sd'); "
-                             "pass a file written by `sairbench train`.")
-    return upgrade(ckpt)
+    check_structure(ckpt, path)
+    try:
+        upgrade(ckpt)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise SairbenchError(f"{path}: its model spec is malformed (it cannot be read as the current schema); "
+                             "retrain it or pass another checkpoint.") from None
+    check_contents(ckpt, path)
+    return ckpt
 
 
 def _load_safetensors(path: Path) -> dict[str, Any]:
@@ -196,6 +202,12 @@ def load_weights(model: torch.nn.Module, sd: dict, source: str) -> None:
     line naming ``source`` and the first keys at fault."""
     prefixes = external_prefixes(model)
     skip = tuple(p for p in prefixes if p)
+    own = model.state_dict()
+    wrong = next((k for k, v in sd.items() if k in own and tuple(getattr(v, "shape", ())) != tuple(own[k].shape)), None)
+    if wrong is not None:
+        raise SairbenchError(f"{source}: its weights do not fit the model it describes ('{wrong}' has shape "
+                             f"{tuple(getattr(sd[wrong], 'shape', ()))}, the model needs {tuple(own[wrong].shape)}); "
+                             "pass a checkpoint of the same model and size, or retrain it.")
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [] if "" in prefixes else [k for k in missing if not (skip and k.startswith(skip))]
     if missing or unexpected:

@@ -8,14 +8,18 @@ register themselves here, and ``sairbench.models`` imports every one of them.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 from typing import Any, Callable
 
+import torch
 import torch.nn as nn
 
 from sairbench.errors import SairbenchError
 
 _PARTS: dict[str, Callable[..., nn.Module]] = {}
+_ESTIMATING: contextvars.ContextVar[bool] = contextvars.ContextVar("estimating", default=False)
 
 
 def register(name: str):
@@ -51,7 +55,38 @@ def make(spec: dict[str, Any] | None, **extra) -> nn.Module | None:
     name = spec["name"]
     if name not in _PARTS:
         raise SairbenchError(f"unknown model part '{name}'; known parts: {', '.join(known_parts())}.")
+    if _ESTIMATING.get() and getattr(_PARTS[name], "external_weights", False) is True:
+        return ExternalStandIn(name, _PARTS[name], dict(spec.get("args") or {}))
     module = _PARTS[name](**{**spec.get("args", {}), **extra})
     if getattr(module, "spec", None) is None:
         module.spec = {"name": name, "args": copy.deepcopy(dict(spec.get("args", {})))}
     return module
+
+
+class ExternalStandIn(nn.Module):
+    """What :func:`make` builds, inside :func:`estimating`, for a part whose weights come from their
+    own file (CLIP, SAM): no weights, no file read; ``embed_dim`` from the part's ``embed_dim_for``."""
+
+    external_weights = True
+
+    def __init__(self, name: str, cls: Callable[..., nn.Module], args: dict[str, Any]):
+        super().__init__()
+        self.name = name
+        self.embed_dim = int(cls.embed_dim_for(**args))
+        self.spec = {"name": name, "args": copy.deepcopy(args)}
+
+    def freeze(self) -> "ExternalStandIn":
+        return self
+
+
+@contextlib.contextmanager
+def estimating():
+    """Within this block :func:`make` builds on the 'meta' device (shapes only, nothing allocated)
+    and parts whose weights come from their own files as :class:`ExternalStandIn`: the model a spec
+    describes can be measured without reading, downloading or allocating anything."""
+    token = _ESTIMATING.set(True)
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        _ESTIMATING.reset(token)

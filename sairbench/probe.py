@@ -306,7 +306,7 @@ def run_miou_probe(opts, console=None) -> Path:
     variants = variant_names(branch)
 
     settings = {"protocol": proto.to_dict(), "dataset": ds_cfg, "masks": mask_desc, "checkpoint": ckpt_path}
-    folder = RunFolder.create(opts.results, validate.folder_name("--name", opts.name or f"{proto.name}_{ds_cfg['name']}"),
+    folder = RunFolder.create(opts.results, validate.run_name(opts.name, proto.name, proto.source, ds_cfg['name']),
                               settings, opts.resume)
     if opts.resume and folder.is_finished():
         return folder.path

@@ -1,8 +1,9 @@
 """Declarative evaluation protocols (TOML files in ``protocols/``), read into typed sections.
 
 Every key of a protocol file and its default are written once, in the section classes below; an
-unknown key or a value of the wrong type is a one-line error naming the file, the key and the
-expected type. Sections also answer ``section["key"]`` and ``section.get("key")`` like the
+unknown key, a value of the wrong type or out of range (``RANGES``; an empty metric list, an unknown
+mask source) is a one-line error naming the file, the key and the expected type or range, at load,
+before any result is written. Sections also answer ``section["key"]`` and ``section.get("key")`` like the
 dicts they are stored as in ``run.json``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import reprlib
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -24,6 +26,13 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parents[1] / "protocols")
+MAX_PER_BUCKET = 10_000  # masks per hole-ratio bucket (the Liu et al. 2018 test set has about 2,000)
+MASK_SOURCES = ("auto", "liu2018", "generated")
+RANGES = {  # key: (lowest, highest or None) of a whole number set in a protocol file
+    "seed": (0, 2**63 - 1), "dataset.size": (1, None), "dataset.limit": (1, None),
+    "masks.per_bucket": (1, MAX_PER_BUCKET), "masks.hole_value": (0, 255)}
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlevel = 60, 60, 3
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,8 @@ class Protocol:
         from sairbench import validate
 
         validate.positive("--per-bucket", per_bucket)
+        if per_bucket > MAX_PER_BUCKET:
+            raise SairbenchError(f"--per-bucket {per_bucket}: give at most {MAX_PER_BUCKET} masks per bucket.")
         return replace(self, masks=replace(self.masks, per_bucket=per_bucket))
 
     def fingerprint(self) -> str:
@@ -176,7 +187,7 @@ def _checked(cls, data: dict, where: str, path: Path):
                 raise SairbenchError(f"{path}: '{key}' must be a table ([{key}]), not {type(value).__name__}.")
             continue
         if not _type_ok(value, hints[key]):
-            raise SairbenchError(f"{path}: '{where}{key}' = {value!r} must be of type {_type_name(hints[key])}.")
+            raise SairbenchError(f"{path}: '{where}{key}' = {_short.repr(value)} must be of type {_type_name(hints[key])}.")
     return data
 
 
@@ -208,6 +219,10 @@ def load_protocol(name_or_path: str) -> Protocol:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SairbenchError(f"{path}: not valid TOML ({exc}); fix the file.") from None
+    except RecursionError:
+        raise SairbenchError(f"{path}: not a protocol (its values nest too deep to read); fix the file.") from None
+    except OSError as exc:
+        raise SairbenchError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__}); check the file.") from None
     if "name" not in data:
         raise SairbenchError(f"{path}: missing 'name'; add name = \"{path.stem}\".")
     _checked(Protocol, data, "", path)
@@ -218,7 +233,23 @@ def load_protocol(name_or_path: str) -> Protocol:
     if "names" not in data.get("metrics", {}):
         sections["metrics"] = replace(sections["metrics"], names=_default_metric_names(kind))
     _check_metrics(sections["metrics"], kind, path)
-    return Protocol(**{**data, **sections, "source": str(path)})
+    proto = Protocol(**{**data, **sections, "source": str(path)})
+    _check_ranges(proto, path)
+    return proto
+
+
+def _check_ranges(proto: Protocol, path: Path) -> None:
+    """SairbenchError naming the file and the key unless every value set is in range (``RANGES``)
+    and the mask source is known."""
+    for key, (low, high) in RANGES.items():
+        section, _, name = key.rpartition(".")
+        value = getattr(getattr(proto, section) if section else proto, name)
+        if value is not None and (value < low or (high is not None and value > high)):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise SairbenchError(f"{path}: '{key}' = {value} is out of range (give a whole number {bound}); fix '{key}'.")
+    if proto.masks.source not in MASK_SOURCES:
+        raise SairbenchError(f"{path}: 'masks.source' = {_short.repr(proto.masks.source)} is not one of "
+                             f"{', '.join(MASK_SOURCES)}; fix 'masks.source'.")
 
 
 def _check_metrics(metrics: MetricsSection, kind: str, path: Path) -> None:
@@ -227,6 +258,9 @@ def _check_metrics(metrics: MetricsSection, kind: str, path: Path) -> None:
     from sairbench.metrics.conventions import SSIM_CONVENTIONS
     from sairbench.metrics.registry import check_metric_names
 
+    if not metrics.names:
+        raise SairbenchError(f"{path}: 'metrics.names' is empty; list at least one metric, or drop the key for the "
+                             f"defaults ({', '.join(_default_metric_names(kind))}).")
     check_metric_names(metrics.names, kind, f"{path}: 'metrics.names': ")
     if metrics.ssim not in SSIM_CONVENTIONS:
         raise SairbenchError(f"{path}: 'metrics.ssim' = {metrics.ssim!r} is not one of {', '.join(SSIM_CONVENTIONS)}.")

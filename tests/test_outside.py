@@ -99,7 +99,7 @@ def test_eval_reproduces_run_numbers(tmp_path, proto, exported):
     np.testing.assert_allclose(s_out["mean"], s_ref["mean"], rtol=0, atol=1e-9, equal_nan=True)
     invoke(["report", str(res / "ref"), str(res / "telea-outside"), "--out", str(tmp_path / "rep")])
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert md.count("## mini on synthetic-faces") == 1 and "telea-outside" in md
+    assert md.count("## mini · synthetic-faces") == 1 and "telea-outside" in md
 
     # only the hole of a prediction counts: noise outside it changes nothing
     noisy = tmp_path / "noisy"

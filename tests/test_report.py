@@ -370,12 +370,12 @@ def test_write_report(run_dir, tmp_path):
 def test_write_report_separates_conventions_and_datasets(run_dir, tmp_path):
     lama = make_run(tmp_path / "run_lama", ssim_convention="lama")
     md = write_report([run_dir, lama], tmp_path / "report", n_boot=100)[1].read_text()
-    assert md.count("## liu2018-masks on synthetic-faces (SSIM ") == 2  # never one table of both conventions
-    assert "## liu2018-masks on synthetic-faces (SSIM skimage)" in md and "(SSIM lama)" in md
+    assert md.count("## liu2018-masks · synthetic-faces · 12 images × 3 buckets · SSIM ") == 2  # never one table of both conventions
+    assert "## liu2018-masks · synthetic-faces · 12 images × 3 buckets · SSIM skimage\n" in md and " · SSIM lama\n" in md
     other = make_run(tmp_path / "run_photos", dataset="photos", ssim_convention="lama")
     paths = write_report([run_dir, other], tmp_path / "r2", n_boot=100)  # different datasets: two tables
     text = paths[1].read_text()
-    assert text.count("## liu2018-masks on") == 2 and "(SSIM" not in text  # titles differ already
+    assert text.count("## liu2018-masks · ") == 2 and "· SSIM" not in text  # titles differ already
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
@@ -412,14 +412,14 @@ def test_report_one_table_per_limit(tmp_path):
     b = make_run(tmp_path / "lim5", models=("telea", "biharmonic"), seed=2, meta_extra={**_ds(5), "seed": 0})
     tex, md = (p.read_text() for p in write_report([a, b], tmp_path / "rep", n_boot=100))
     check_latex_structure(tex)
-    assert md.count("## liu2018-masks on synthetic-faces (limit 3)") == 1
-    assert md.count("## liu2018-masks on synthetic-faces (limit 5)") == 1
+    assert md.count("## liu2018-masks · synthetic-faces · 32×32 · 12 images × 3 buckets · limit 3\n") == 1
+    assert md.count("## liu2018-masks · synthetic-faces · 32×32 · 12 images × 3 buckets · limit 5\n") == 1
     assert tex.count("\\begin{tabular}") == 2 + 2 * 3  # a main table and 3 paired tables per setting
     notes = re.findall(r"<sub>(Runs: .*?)</sub>", md)
     assert len(notes) == 2 and notes[0] != notes[1]
     assert "Runs: lim3. Dataset: synthetic-faces (split test, size 32, limit 3)" in notes[0]
     assert "Runs: lim5. Dataset: synthetic-faces (split test, size 32, limit 5)" in notes[1]
-    lim5 = _table_lines(md, "liu2018-masks on synthetic-faces (limit 5)")
+    lim5 = _table_lines(md, "liu2018-masks · synthetic-faces · 32×32 · 12 images × 3 buckets · limit 5")
     assert [ln.split("|")[1].strip() for ln in lim5] == ["biharmonic", "telea"]  # no navier-stokes, no "[run]"
 
 
@@ -429,7 +429,7 @@ def test_report_rows_sorted_best_first_published_after(run_dir, tmp_path, capsys
     invoke(["report", str(run_dir), "--out", str(tmp_path / "rep"), "--published", "table1_celebahq"])
     printed = capsys.readouterr().out
     md = (tmp_path / "rep" / "report.md").read_text()
-    rows = _table_lines(md, "liu2018-masks on synthetic-faces")
+    rows = _table_lines(md, "liu2018-masks · synthetic-faces · 12 images × 3 buckets")
     names = [ln.split("|")[1].strip() for ln in rows]
     # offsets make biharmonic best, then navier-stokes, then telea (PSNR over all buckets)
     assert names[:3] == ["biharmonic", "navier-stokes", "telea"] and all(n.endswith("†") for n in names[3:])

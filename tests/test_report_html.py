@@ -44,7 +44,7 @@ def test_report_html_is_self_contained(tmp_path):
     assert (tmp_path / "rep" / "report.tex").is_file() and (tmp_path / "rep" / "report.md").is_file()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     srcs = re.findall(r'<img src="([^"]*)"', page)
-    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)  # 2 curves + 1 grid
+    assert len(srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in srcs)  # 2 curves, 2 differences, 1 grid
     assert not re.search(r'(src|href)="(https?:|file:|//)', page) and "<link" not in page  # nothing outside the file
     assert page.count('<table class="results"') == 2 and page.count('<table class="paired"') == 6
     for row in ("<th>limit</th><td>3</td>", "<th>limit</th><td>5</td>", "<th>size</th><td>32</td>",
@@ -66,12 +66,12 @@ def test_report_html_renders_in_chromium(tmp_path):
     rendered = json.loads(html.unescape(m.group(1)))
     # what the browser laid out: 2 result tables (limit 3 and 5), 3 + 2 run rows + 7 published rows each,
     # 3 paired tables per table, and every embedded figure decoded
-    assert rendered == {"results_tables": 2, "model_rows": 3 + 2 + 2 * 7, "paired_tables": 6, "figures": 3,
-                        "figures_expected": 3}
+    assert rendered == {"results_tables": 2, "model_rows": 3 + 2 + 2 * 7, "paired_tables": 6, "figures": 5,
+                        "figures_expected": 5}
     summary = re.search(r'<p id="page-summary">([^<]*)</p>', dom).group(1)
-    assert summary == "2 results tables, 19 model rows, 6 paired-test tables, 3 of 3 figures shown."
+    assert summary == "2 results tables, 19 model rows, 6 paired-test tables, 5 of 5 figures shown."
     titles = re.findall(r"<h2>([^<]*)</h2>", dom)
-    assert titles == ["liu2018-masks on synthetic-faces (limit 3)", "liu2018-masks on synthetic-faces (limit 5)"]
+    assert titles == ["liu2018-masks · synthetic-faces · 32×32 · 12 images × 3 buckets · limit 3", "liu2018-masks · synthetic-faces · 32×32 · 12 images × 3 buckets · limit 5"]
 
     shot = tmp_path / "shot.png"
     _chromium("--window-size=1000,1400", f"--screenshot={shot}", url, cwd=tmp_path)

@@ -27,7 +27,8 @@ def test_report_html_over_inpainting_and_sir_miou_runs(mixed_runs):
     out = root / "rep"
     invoke(["report", str(inpainting), str(miou), "--out", str(out), "--html"])  # raises on a non-zero exit
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert re.findall(r"<h2>([^<]*)</h2>", page) == ["mini on synthetic-faces", "sir-miou on synthetic-faces"]
+    assert re.findall(r"<h2>([^<]*)</h2>", page) == ["mini · synthetic-faces · 32×32 · 2 images × 3 buckets",
+                                                              "sir-miou · synthetic-faces · 64×64 · 2 images × 3 buckets"]
     assert page.count('<table class="results"') == 2
     tables = page.split('<table class="results"')[1:]
     inpainting_table, miou_table = tables[0].split("</table>")[0], tables[1].split("</table>")[0]
@@ -35,12 +36,14 @@ def test_report_html_over_inpainting_and_sir_miou_runs(mixed_runs):
     assert "mIoU↑" in miou_table and "mIoU (hole)↑" in miou_table and "PSNR" not in miou_table
     assert "encoder+sir" in miou_table and "telea" in inpainting_table
     assert "semantic encoder upsampled naively vs encoder + SIR" in miou_table  # its caption says what it measures
-    # the hole-ratio curves of the inpainting section only; no paired tests of the one-number-per-set mIoU
-    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 1
+    # the hole-ratio curves and the differences to the reference of the inpainting section only; no paired
+    # tests of the one-number-per-set mIoU
+    assert re.findall(r'<figure data-figure="([^"]*)"><img src="data:image/png;base64,', page) == [
+        "ratio_curves", "ratio_difference"]
     assert "Paired differences in mIoU" not in page and "Paired differences in PSNR" in page
     assert "<th>kind</th><td>sir-miou</td>" in page and "not measured (sir-miou run)" in page
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert "## mini on synthetic-faces" in md and "## sir-miou on synthetic-faces" in md
+    assert "## mini · synthetic-faces · 32×32 · 2 images × 3 buckets\n" in md and "## sir-miou · synthetic-faces · 64×64 · 2 images × 3 buckets\n" in md
 
 
 def test_report_sir_miou_run_takes_published_table6_rows(mixed_runs):
@@ -48,9 +51,9 @@ def test_report_sir_miou_run_takes_published_table6_rows(mixed_runs):
     out = root / "rep-published"
     invoke(["report", str(miou), str(inpainting), "--out", str(out), "--published", "table6_miou"])
     md = (out / "report.md").read_text(encoding="utf-8")
-    miou_section = md.split("## sir-miou on synthetic-faces")[1].split("\n## ")[0]
+    miou_section = md.split("## sir-miou · synthetic-faces")[1].split("\n## ")[0]
     assert "clip-encoder+sir †" in miou_section
-    assert "clip-encoder" not in md.split("## mini on synthetic-faces")[1].split("\n## ")[0]
+    assert "clip-encoder" not in md.split("## mini · synthetic-faces")[1].split("\n## ")[0]
 
 
 def test_runs_of_different_kinds_never_share_a_table():

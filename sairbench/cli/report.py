@@ -43,11 +43,18 @@ def print_tables(report) -> None:
             name = escape(" - ".join(row.names)) + (" †" if row.published else "")
             out.add_row(name, *cells, style="dim" if row.published else None)
         console.print(out)
+        for note in table.notes:
+            if note.kind == "superseded":
+                console.print(escape(note.text))
 
 
 @app.command()
 def report(
-    runs: Optional[List[Path]] = typer.Argument(None, help="result folders (default: every finished run in results/)"),
+    runs: Optional[List[Path]] = typer.Argument(None, help="result folders (default: every finished run in --results)"),
+    results: Path = typer.Option(Path("results"), "--results", help="where to look for runs when no folder is given "
+                                                                    "(the --results of `sairbench run`)"),
+    all_runs: bool = typer.Option(False, "--all", help="every run's rows: a model in several runs of equal settings "
+                                                        "gets one row per run, named 'model [run]' (default: the newest)"),
     out: Path = typer.Option(Path("results/report"), help="output folder for report.tex and report.md (and report.html)"),
     published: Optional[List[str]] = typer.Option(None, help="published tables to include as reference rows (e.g. table1_celebahq)"),
     buckets: Optional[List[str]] = typer.Option(None, help="bucket columns to show (e.g. --buckets all for Tab. 4/6 style)"),
@@ -57,23 +64,27 @@ def report(
     """Render result folders as LaTeX (booktabs) and Markdown tables (and an HTML page).
 
     Runs with different settings (protocol, dataset, size, limit, masks, seed, metric conventions)
-    get tables of their own; with no folder given, incomplete runs in results/ are listed, not used.
+    get tables of their own; with no folder given, incomplete runs in --results are listed, not used.
+    Runs of equal settings share a table: each model's row comes from the newest run that has it,
+    and the older runs are named as superseded under the table (--all: every run's rows).
     """
     from sairbench.report import build_report, find_runs, write_documents
 
     skipped: list[str] = []
     if not runs:
-        runs, incomplete = find_runs("results")
+        runs, incomplete = find_runs(results)
         skipped = [str(r) for r in incomplete]
         if skipped:
             console.print(f"skipped incomplete runs: {', '.join(skipped)} (no summary.csv or meta.json; "
                           "finish them with `sairbench run --resume` or `sairbench merge`)")
     if not runs:
-        raise SairbenchError("no finished result folders found in results/; run `sairbench run` first or pass folders.")
+        raise SairbenchError(f"no finished result folders found in {results}/; run `sairbench run` first, "
+                             "pass folders, or point --results at where they are.")
     for r in runs:
         if not (Path(r) / "summary.csv").is_file():
             raise SairbenchError(f"{r}: no summary.csv; pass a folder written by `sairbench run`.")
-    built = build_report([Path(r) for r in runs], published, buckets=buckets or None, skipped=skipped)
+    built = build_report([Path(r) for r in runs], published, buckets=buckets or None, skipped=skipped,
+                         all_runs=all_runs)
     print_tables(built)
     for p in write_documents(built, out, html=html):
         console.print(f"wrote {p}")

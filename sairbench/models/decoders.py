@@ -193,6 +193,10 @@ class LTEDecoder(LocalEnsembleDecoder):
         self.phase = nn.Linear(2, hidden_dim // 2, bias=False)
         self.imnet = mlp(hidden_dim + extra_dim, hidden, out_dim)
 
+    def spec_problem(self) -> str | None:
+        """The Fourier space holds (row, column) frequency pairs: ``hidden_dim`` must be even."""
+        return f"lte-decoder hidden_dim {self.hidden_dim} must be even" if self.hidden_dim % 2 else None
+
     def fourier(self, q_coef, q_freq, rel, rel_cell):
         """coef/freq (N, hidden_dim), rel/rel_cell (N, 2) -> amplitude-weighted Fourier features (N, hidden_dim)."""
         n = q_freq.shape[0]

@@ -46,6 +46,7 @@ class ImplicitInpainter(nn.Module, Inpainter):
     """
 
     any_size = True
+    spec_parts = ("appearance", "decoder", "semantic", "input_fill")  # arguments that are part specs
 
     def __init__(self, appearance: dict | None, decoder: dict, semantic: dict | None = None, name: str = "implicit",
                  input_fill: dict | None = None):
@@ -59,6 +60,23 @@ class ImplicitInpainter(nn.Module, Inpainter):
         self.decoder = make(decoder)
         self.semantic = make(semantic)
         self.input_fill = make(input_fill)
+
+    def spec_problem(self) -> str | None:
+        """Why the parts this model was built from cannot work together (None: they can): the
+        encoder reads 4 channels, the decoder reads the encoder's channels and the semantic
+        embedding and answers 3 colours. Checked on the model a checkpoint describes before it is built."""
+        enc = self.encoder
+        in_channels = ((self.spec["args"].get("appearance") or {}).get("args") or {}).get("in_channels", 4)
+        enc_dim = int(getattr(enc, "out_dim", 0)) if enc is not None else 0
+        sem_dim = int(self.semantic.embed_dim) if self.semantic is not None else 0
+        d = self.decoder
+        for what, found, want in (("appearance in_channels", in_channels, 4),
+                                  ("decoder in_dim", getattr(d, "in_dim", enc_dim), enc_dim),
+                                  ("decoder extra_dim", getattr(d, "extra_dim", sem_dim), sem_dim),
+                                  ("decoder out_dim", getattr(d, "out_dim", 3), 3)):
+            if found != want:
+                return f"{what} is {found}, but the model needs {want}"
+        return None
 
     def fresh_when_warm_started(self, spec: dict) -> list[str]:
         """Weights a warm start from the model ``spec`` describes must not copy: those the decoder

@@ -90,6 +90,10 @@ class SemanticBranch(nn.Module):
             default two-stage schedule trains SIR first and then freezes it.
     """
 
+    spec_parts = ("encoder",)  # arguments that are part specs
+    spec_kwargs = {"sir": ("sir", ("embed_dim",))}  # arguments that are another part's arguments (less those given here)
+    spec_choices = {"filler": ("sir", "none")}
+
     def __init__(self, encoder: dict, filler: str = "sir", sir: dict | None = None, train_sir: bool = False):
         super().__init__()
         self.encoder = make(encoder)

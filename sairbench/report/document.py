@@ -3,16 +3,18 @@ on request, a self-contained ``report.html``.
 
 :func:`build_report` makes the :class:`Report` (format-free): one :class:`Section` per group of runs
 with equal settings (:func:`~sairbench.report.settings.group_runs`: a table never mixes runs of
-different protocol, run kind, dataset, size, limit, masks, seed or metric conventions), each with
-its main table (captioned with what its run kind measures, ``sairbench.protocol.KINDS``, when
-that is not inpainting) and paired-test tables (for the metrics with finite per-image values:
-none for the SIR mIoU probe, whose mIoU is one number per set); published tables that belong to
-no section get one of their own. :func:`write_documents` renders it; :func:`write_report` does both.
+different protocol, run kind, dataset, size, limit, masks, seed or metric conventions; titled in
+words by :func:`~sairbench.report.settings.group_title`), each with its main table (each model's
+rows from the newest run that has it, older runs named as superseded in its notes,
+:mod:`~sairbench.report.latest`, unless ``all_runs``; captioned with what its run kind
+measures, ``sairbench.protocol.KINDS``, when that is not inpainting) and paired-test tables (for
+the metrics with finite per-image values: none for the SIR mIoU probe, whose mIoU is one number
+per set); published tables that belong to no section get one of their own. :func:`write_documents` renders it; :func:`write_report` does both.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -23,6 +25,7 @@ from sairbench.errors import SairbenchError
 from sairbench.io import atomic_write_text
 from sairbench.metrics import METRICS
 from sairbench.protocol import KINDS
+from sairbench.report.latest import superseded_lines
 from sairbench.report.load import load_published, load_results, published_for
 from sairbench.report.naming import (
     METRIC_NAMES,
@@ -35,8 +38,8 @@ from sairbench.report.naming import (
 )
 from sairbench.report.paired import default_pairs, paired_model, paired_table
 from sairbench.report.render import LatexRenderer, MarkdownRenderer
-from sairbench.report.settings import RunGroup, group_footnote, group_runs
-from sairbench.report.table import Table, results_table
+from sairbench.report.settings import RunGroup, group_footnote, group_runs, group_title
+from sairbench.report.table import Note, Table, results_table
 
 _LATEX_PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[margin=1.5cm]{geometry}
@@ -119,6 +122,7 @@ def build_report(
     n_boot: int = 2000,
     seed: int = 0,
     skipped: Sequence[str] = (),
+    all_runs: bool = False,
 ) -> Report:
     """The :class:`Report` of result folders and published tables (arguments as :func:`write_report`)."""
     if isinstance(result_dirs, (str, Path)):
@@ -127,7 +131,8 @@ def build_report(
     include_published = list(include_published or [])
     if not result_dirs and not include_published:
         raise SairbenchError("nothing to report: give result folders (written by `sairbench run`) or published tables.")
-    summary, per_image, metas = load_results(result_dirs) if result_dirs else (pd.DataFrame(), pd.DataFrame(), [])
+    loaded = load_results(result_dirs, latest=not all_runs) if result_dirs else (pd.DataFrame(), pd.DataFrame(), [])
+    summary, per_image, metas = loaded
     published = {name: load_published(name, published_folder or "results/published") for name in include_published}
     used_published: set[str] = set()
     sections = []
@@ -135,7 +140,7 @@ def build_report(
     for gi, group in enumerate(groups, start=1):
         gsum = summary[summary["run"].isin(group.runs)]
         gper = per_image[per_image["run"].isin(group.runs)] if len(per_image) else per_image
-        title = group.title
+        title = group_title(group, gsum, gper)
         section_buckets = _section_buckets(gsum, buckets, title)
         metrics = _ordered_metrics(gsum["metric"])
         eligible = published_for(published, group.protocol, group.dataset, section_buckets, metrics, group.kind)
@@ -145,6 +150,8 @@ def build_report(
         what = f" ({KINDS[group.kind].description})" if group.kind != "inpainting" and group.kind in KINDS else ""
         table = results_table(gsum, section_buckets, metrics, f"sairbench: {title}{what}. Best value per column in bold.",
                               label, pub, group_footnote(group, gsum), show_ci=show_ci, dataset=group.dataset)
+        superseded = tuple(Note("superseded", line) for line in superseded_lines(group.metas))
+        table = replace(table, notes=table.notes + superseded)
         paired = _paired_tables(gper, metrics, title, label, pairs, n_boot, seed) if len(gper) else []
         sections.append(Section(title, label, table, paired, group, gper))
 
@@ -219,13 +226,17 @@ def write_report(
 ) -> list[Path]:
     """Render result folders (and published tables) into ``out_dir/report.tex`` and ``report.md``
     (and ``report.html`` with ``html``). ``options`` are those of :func:`build_report`: ``pairs``,
-    ``show_ci``, ``published_folder``, ``buckets``, ``n_boot``, ``seed``, ``skipped``.
+    ``show_ci``, ``published_folder``, ``buckets``, ``n_boot``, ``seed``, ``skipped``, ``all_runs``.
 
     One section per group of runs with equal settings (protocol, dataset with its size and limit,
-    masks, seed, metric conventions: :mod:`~sairbench.report.settings`; groups sharing a protocol
-    and dataset are titled by what differs, e.g. "(limit 3)", and each footnote states its own
-    settings): the main table (models best first, best per column bold; ``buckets`` restricts the
-    column groups, default every bucket in the results) and, when per-image results exist, one
+    masks, seed, metric conventions: :mod:`~sairbench.report.settings`; titled in words,
+    :func:`~sairbench.report.settings.group_title`, groups sharing a protocol and dataset also by
+    what differs, e.g. "· limit 3"; each footnote states its own settings): the main table (each
+    model's rows from the newest run of the group that has it, the older runs named as superseded
+    under the table, :mod:`~sairbench.report.latest`; every run's rows with ``all_runs``, a model
+    of several runs then named ``"model [run]"``; models best first, best per column bold;
+    ``buckets`` restricts the column groups, default every bucket in the results) and, when
+    per-image results exist, one
     paired-test table per metric (``pairs``, or every pair for up to four models and otherwise
     each model against the best one). Published tables in ``include_published`` (CSV stems of
     ``results/published``) become dagger rows of the sections they belong to (see

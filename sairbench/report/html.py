@@ -2,9 +2,10 @@
 
 Everything is inside the file: the tables (:class:`HtmlRenderer`, same cells, best marks and notes
 as the LaTeX and Markdown renderers), the paired tests, the figures as base64 PNG (the metric
-against hole ratio of each section, drawn here, and each run's ``figures/qualitative.png`` when
-``sairbench figures`` made one) and each run's meta.json facts (protocol, dataset, size, limit,
-masks, seed, LPIPS status, versions). A small inline script, run on load, writes what the browser
+against hole ratio of each section and each model's PSNR difference to the reference model, drawn
+here, and each run's ``figures/qualitative.png`` when ``sairbench figures`` made one) and each run's meta.json facts (protocol, dataset, size, limit,
+masks, seed, LPIPS status, versions). The page fits a 1280-px window: intervals never break
+inside, long names in the facts break anywhere, figures shrink to the page. A small inline script, run on load, writes what the browser
 rendered (tables, model rows, decoded figures) into the page's summary line and into
 ``body[data-rendered]`` (JSON), so that a headless browser can check the page.
 """
@@ -17,16 +18,18 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sairbench.report.naming import bucket_label, label_safe, metric_title
 from sairbench.report.render import MarkdownRenderer
 from sairbench.report.settings import DEFAULT_KIND, describe, describe_masks, lpips_status
-from sairbench.report.table import Cell, Note, Table
+from sairbench.report.table import Cell, Difference, Note, Table
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:78em;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0}th,td{padding:.2em .6em;text-align:right}
-th:first-child,td:first-child{text-align:left;white-space:nowrap}thead th{text-align:center}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{padding:.2em .45em;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{text-align:center}
+table.results td,span.nw{white-space:nowrap}table.facts td,table.facts th{overflow-wrap:anywhere}
 thead tr:last-child th{border-bottom:1px solid #444}div.wide{overflow-x:auto}
 table.results,table.paired{border-top:2px solid #444;border-bottom:2px solid #444}
 tr.published td{color:#555}tr.published.first td{border-top:1px solid #999}
@@ -54,6 +57,12 @@ window.addEventListener("load", function () {
 """
 
 
+def _unbroken(text: str) -> str:
+    """``text`` escaped, each word in a ``span.nw``: a line may break between words only (never
+    inside a model name such as ``navier-stokes``)."""
+    return " ".join(f'<span class="nw">{escape(w)}</span>' for w in str(text).split(" "))
+
+
 class HtmlRenderer:
     """A :class:`Table` as an HTML ``<table>`` (class ``results`` or ``paired``, id = its label):
     a caption, two header rows (bucket over metric), best values and significant differences in
@@ -76,7 +85,7 @@ class HtmlRenderer:
         for row in table.rows:
             cls = ("published" + (" first" if previous is False else "")) if row.published else "run"
             previous = row.published
-            name = " − ".join(escape(n) for n in row.names) + (" †" if row.published else "")
+            name = " − ".join(_unbroken(n) for n in row.names) + (" †" if row.published else "")
             out.append(f'<tr class="{cls}"><td>{name}</td>' + "".join(f"<td>{self.cell(c)}</td>" for c in row.cells)
                        + "</tr>")
         out.append("</tbody></table></div>")
@@ -84,9 +93,14 @@ class HtmlRenderer:
         return "\n".join(out)
 
     def cell(self, cell: Cell) -> str:
-        """One cell as HTML: the Markdown renderer's text, escaped, marked cells in ``<strong>``."""
+        """One cell as HTML: the Markdown renderer's text, escaped, marked cells in ``<strong>``. A
+        value with its interval never breaks (``table.results td`` does not wrap); a paired
+        difference may break only between its interval and its p-value (each a ``span.nw``)."""
         text, marked = MarkdownRenderer.cell_text(cell)
-        return f"<strong>{escape(text)}</strong>" if marked else escape(text)
+        head, sep, p = text.rpartition(", p")
+        html = (f'<span class="nw">{escape(head)},</span> <span class="nw">p{escape(p)}</span>'
+                if sep and isinstance(cell, Difference) else escape(text))
+        return f"<strong>{html}</strong>" if marked else html
 
     def note(self, note: Note) -> str:
         """One footnote as escaped text (the Markdown renderer's sentences)."""
@@ -101,16 +115,16 @@ def _png_data(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(src: str, caption: str) -> str:
-    """An HTML ``<figure>`` of the image URI ``src``."""
-    return f'<figure><img src="{src}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+def _figure(src: str, caption: str, name: str = "") -> str:
+    """An HTML ``<figure>`` of the image URI ``src`` (``name``: its ``data-figure``, the file name
+    ``sairbench figures`` gives the same figure)."""
+    data = f' data-figure="{escape(name)}"' if name else ""
+    return f'<figure{data}><img src="{src}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
 
 
 def has_ratio_curves(per_image) -> bool:
     """True when per-image rows have ``model``, ``ratio`` and a finite value of a metric drawn
     against the hole ratio (``sairbench.figures.CURVE_LABELS``: PSNR, LPIPS)."""
-    import pandas as pd
-
     from sairbench.figures import CURVE_LABELS
 
     if not len(per_image) or not {"ratio", "model"} <= set(per_image.columns):
@@ -122,8 +136,9 @@ def has_ratio_curves(per_image) -> bool:
 def section_figures(section) -> list[str]:
     """The figures of a :class:`~sairbench.report.document.Section` as HTML ``<figure>``\\ s: the
     metric against hole ratio of its per-image rows (when :func:`has_ratio_curves`; not for the
-    SIR mIoU probe, which has no per-image PSNR or LPIPS), then each run's
-    ``figures/qualitative.png``."""
+    SIR mIoU probe, which has no per-image PSNR or LPIPS), the PSNR difference to the reference
+    model (``sairbench.figures.ratio_difference_figure``, with two models or more), then the
+    ``figures/qualitative.png`` of each run that gives rows."""
     out = []
     per, group = section.per_image, section.group
     if group is None:
@@ -131,18 +146,29 @@ def section_figures(section) -> list[str]:
     if has_ratio_curves(per):
         import matplotlib.pyplot as plt
 
-        from sairbench.figures import ratio_curves_figure
+        from sairbench.figures import ratio_curves_figure, ratio_difference_figure
 
         lp = [m.get("lpips") for m in group.metas if isinstance(m.get("lpips"), dict)]
         reason = "" if any(x.get("available") for x in lp) or not lp else str(lp[0].get("reason", ""))
         fig, _ = ratio_curves_figure(per, section.title, reason)
-        out.append(_figure(_png_data(fig), f"Metric against hole ratio per model: {section.title} (bin means, 95% CI)."))
+        out.append(_figure(_png_data(fig), f"Metric against hole ratio per model: {section.title} (bin means, 95% CI).",
+                           "ratio_curves"))
         plt.close(fig)
+        if "psnr" in per.columns and per["model"].nunique() > 1 and np.isfinite(pd.to_numeric(per["psnr"], errors="coerce")).any():
+            fig, table = ratio_difference_figure(per, section.title)
+            ref = table["reference"].iloc[0] if len(table) else ""
+            out.append(_figure(_png_data(fig), f"PSNR difference to {ref} against hole ratio: {section.title} "
+                                               "(mean of per-image differences per bin, 95% CI).", "ratio_difference"))
+            plt.close(fig)
+    shown = set(map(str, per["run"])) if len(per) and "run" in per.columns else set(group.runs)
     for meta in group.metas:
+        if meta["_run"] not in shown:
+            continue
         png = Path(meta["_dir"]) / "figures" / "qualitative.png"
         if png.is_file():
             src = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
-            out.append(_figure(src, f"Qualitative results of run {meta['_run']} (from `sairbench figures`)."))
+            out.append(_figure(src, f"Qualitative results of run {meta['_run']} (from `sairbench figures`).",
+                               "qualitative"))
     return out
 
 
@@ -173,8 +199,9 @@ FACTS = (
 
 
 def facts_table(metas: list[dict]) -> str:
-    """The meta.json facts of runs as an HTML table: one row per fact, one column per run."""
-    head = "".join(f"<th>{escape(m['_run'])}</th>" for m in metas)
+    """The meta.json facts of runs as an HTML table: one row per fact, one column per run (marked
+    "superseded" when newer runs replace some of its rows)."""
+    head = "".join(f"<th>{escape(m['_run'])}{' (superseded)' if m.get('_superseded') else ''}</th>" for m in metas)
     rows = "".join(f"<tr><th>{escape(name)}</th>" + "".join(f"<td>{escape(str(fn(m)))}</td>" for m in metas) + "</tr>"
                    for name, fn in FACTS)
     return f'<table class="facts"><thead><tr><th>run</th>{head}</tr></thead><tbody>{rows}</tbody></table>'

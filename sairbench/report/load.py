@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sairbench.errors import SairbenchError
+from sairbench.report.latest import keep_newest
 from sairbench.report.naming import canonical_bucket, loose_name
 from sairbench.report.settings import settings_key
 
@@ -51,6 +52,54 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+#: options whose value is a setting of the run (the others say how one invocation ran: threads, shard, ...)
+SETTING_OPTIONS = ("protocol", "dataset", "limit", "size", "per_bucket", "fit", "self_ensemble")
+
+
+def _differs(what: str, said, recorded) -> str | None:
+    """``what`` (dotted) of the first place where meta.json's ``said`` and the record differ."""
+    if isinstance(said, dict) and isinstance(recorded, dict):
+        for k in sorted(set(said) | set(recorded), key=str):
+            found = _differs(f"{what}.{k}", said.get(k), recorded.get(k))
+            if found:
+                return found
+        return None
+    if said != recorded:
+        return f"{what} {json.dumps(said, default=str)} (the run recorded {json.dumps(recorded, default=str)})"
+    return None
+
+
+def check_against_run_record(folder: Path, meta: dict) -> None:
+    """Refuse a meta.json that disagrees with the run's own record of its settings: run.json
+    (written when the folder was made, checked against its fingerprint) and options.json (the
+    setting options' values). Folders without run.json (results from elsewhere) are taken as they are."""
+    from sairbench.runfolder import RunFolder
+
+    if not (folder / "run.json").is_file():
+        return
+    rf = RunFolder.open(folder)
+    rec = rf.settings
+    proto = rec.get("protocol")
+    pairs = [("protocol", meta.get("protocol"), proto.get("name") if isinstance(proto, dict) else proto)]
+    if isinstance(proto, dict) and "seed" in proto:
+        pairs.append(("seed", meta.get("seed"), proto["seed"]))
+    pairs += [(k, meta.get(k), rec[k]) for k in ("dataset", "masks", "models") if k in rec]
+    if "fingerprint" in meta:
+        pairs.append(("fingerprint", meta["fingerprint"], rf.fingerprint))
+    options, said_options = rf.options(), meta.get("options")
+    if options and isinstance(said_options, dict):
+        said = {k: v.get("value") if isinstance(v, dict) else v for k, v in said_options.items()}
+        pairs += [(f"options.{k}", said.get(k), options[k].get("value"))
+                  for k in SETTING_OPTIONS if isinstance(options.get(k), dict)]
+    for what, said, recorded in pairs:
+        found = _differs(what, said, recorded)
+        if found:
+            source = "options.json" if what.startswith("options.") else "run.json"
+            raise SairbenchError(f"{folder / 'meta.json'}: its {found} disagrees with the run's {source}; "
+                                 "restore meta.json (or finish the run again: `sairbench run` with the same "
+                                 "options and --resume).")
+
+
 def meta_key(meta: dict, key: str) -> str:
     """``meta[key]`` as a name: a dict gives its ``name`` (else its JSON), None and absence give ``""``."""
     v = meta.get(key, "")
@@ -59,12 +108,14 @@ def meta_key(meta: dict, key: str) -> str:
     return "" if v is None else str(v)
 
 
-def load_results(dirs) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+def load_results(dirs, latest: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     """Read result folders written by ``sairbench run``.
 
     Args:
         dirs: one folder or a list of folders, each holding summary.csv, per_image.parquet and
             meta.json (per_image.parquet may be absent: no paired tests then).
+        latest: keep, per settings, each model's rows from the newest run that has it
+            (:func:`~sairbench.report.latest.keep_newest`: the older runs' metas gain ``_superseded``).
 
     Returns:
         (summary_df, per_image_df, metas). Both frames gain the columns ``run`` (folder name),
@@ -93,6 +144,7 @@ def load_results(dirs) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
         if not meta_path.is_file():
             raise SairbenchError(f"{meta_path}: missing; results without their conventions cannot be reported. Re-run `sairbench run`.")
         meta = _read_json(meta_path)
+        check_against_run_record(d, meta)
         try:
             summary = pd.read_csv(summary_path)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -126,6 +178,8 @@ def load_results(dirs) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     per_image_df = pd.concat(per_images, ignore_index=True) if per_images else pd.DataFrame(
         columns=[*PER_IMAGE_KEYS, "run", "protocol", "dataset", "source"])
 
+    if latest:
+        summary_df, per_image_df = keep_newest(summary_df, per_image_df, metas)
     # the same model in two runs of the same settings (one table): keep both, named apart
     if len(summary_df):
         setting = {m["_run"]: settings_key(m) for m in metas}

@@ -103,7 +103,7 @@ _LATEX_SPECIALS = {
 _LATEX_UNICODE = {
     "±": r"$\pm$", "×": r"$\times$", "–": "--", "—": "---", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
     "†": r"$^\dagger$", "∞": r"$\infty$", "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\dots{}",
-    "≈": r"$\approx$", "Δ": r"$\Delta$", "σ": r"$\sigma$", "µ": r"$\mu$", "μ": r"$\mu$",
+    "≈": r"$\approx$", "·": r"$\cdot$", "Δ": r"$\Delta$", "σ": r"$\sigma$", "µ": r"$\mu$", "μ": r"$\mu$",
 }
 
 

@@ -3,7 +3,8 @@
 A report table never mixes runs measured under different settings: protocol, run kind (inpainting
 or the SIR mIoU probe), dataset (name, split, size, limit, ...), masks (source, seed, per bucket,
 ...), seed and metric conventions. Paths (``root``, ``folder``, ``gt_dir``) are where the data
-lay, not what was measured: they are left out of the comparison (but shown in the facts).
+lay and ``defaults_from`` where a value came from, not what was measured: they are left out of the
+comparison (but shown in the facts).
 :func:`group_runs` puts runs with equal settings in one :class:`RunGroup`; groups that share a
 protocol and a dataset name are told apart by the settings in which they differ
 (:attr:`RunGroup.differs`, e.g. ``"limit 3"``).
@@ -23,6 +24,9 @@ from sairbench.report.naming import METRIC_NAMES, bucket_label, bucket_sort_key
 DEFAULT_KIND = "inpainting"
 #: keys of meta.json's ``dataset`` / ``masks`` that are locations, not settings
 PATH_KEYS = frozenset({"root", "folder", "gt_dir", "mask_dir", "pred_dir"})
+#: keys of meta.json's ``dataset`` / ``masks`` that say where a value came from (flag, protocol,
+#: dataset default), not what was measured: runs that differ only there share a table
+PROVENANCE_KEYS = frozenset({"defaults_from"})
 #: short names of settings in titles: a flat key -> its label (other keys: the key's last part)
 SETTING_LABELS = {"dataset.name": "dataset", "masks.source": "masks", "masks.per_bucket": "masks per bucket",
                   "masks.seed": "mask seed", "masks.hole_value": "hole value", "conventions.ssim_convention": "SSIM"}
@@ -53,14 +57,16 @@ def run_settings(meta: dict) -> dict[str, str]:
 
     Returns:
         ``{"protocol": ..., "kind": ..., "dataset.name": ..., "dataset.size": ..., "masks.source": ...,
-        "seed": ..., "conventions.ssim": ...}``: nested entries flattened with dots, paths left out;
+        "seed": ..., "conventions.ssim": ...}``: nested entries flattened with dots, paths and
+        provenance (``defaults_from``) left out;
         ``kind`` is meta.json's (``"sir-miou"`` for the SIR probe), ``"inpainting"`` when it has none.
     """
     out = {"protocol": _name(meta.get("protocol")), "kind": _text(meta.get("kind") or DEFAULT_KIND)}
     for section in ("dataset", "masks"):
         value = meta.get(section)
         if isinstance(value, dict):
-            out.update({f"{section}.{k}": _text(v) for k, v in value.items() if k not in PATH_KEYS})
+            out.update({f"{section}.{k}": _text(v) for k, v in value.items()
+                        if k not in PATH_KEYS and k not in PROVENANCE_KEYS})
         elif value is not None or section == "dataset":
             out[f"{section}.name" if section == "dataset" else section] = _text(value)
     if "seed" in meta:
@@ -78,13 +84,25 @@ def settings_key(meta: dict) -> str:
     return json.dumps(run_settings(meta), sort_keys=True)
 
 
+def words(text: str) -> str:
+    """A setting's text (:func:`_text`) in words: JSON lists and objects as :func:`describe` writes
+    them (``"a, b"``, ``"k: v; ..."``), other texts unchanged."""
+    if text[:1] in ("{", "["):
+        try:
+            return describe(json.loads(text))
+        except ValueError:
+            pass
+    return text
+
+
 def setting_label(key: str, value: str) -> str:
-    """``"limit 3"``, ``"SSIM lama"``, ``"masks per bucket 100"``: a setting as a title names it.
-    Long values (convention texts) are cut to 40 characters."""
+    """``"limit 3"``, ``"SSIM lama"``, ``"masks per bucket 100"``: a setting as a title names it,
+    in words (never JSON). Long values (convention texts) are cut to 40 characters."""
     name = SETTING_LABELS.get(key)
     if name is None:
         head, _, last = key.rpartition(".")
         name = f"{METRIC_NAMES.get(last, last)} convention" if head == "conventions" else last.replace("_", " ")
+    value = words(value)
     value = value if len(value) <= 40 else value[:39] + "…"
     return f"{name} {value or 'none'}"
 
@@ -93,8 +111,8 @@ def setting_label(key: str, value: str) -> str:
 class RunGroup:
     """Runs measured under one setting: ``metas`` (meta.json dicts with ``_run`` and ``_dir``),
     their shared ``settings`` (:func:`run_settings`), ``differs``: labels of the settings in which
-    this group differs from other groups of the same protocol and dataset (empty when it is the
-    only one), and ``kind``: what the runs measured (``"inpainting"``, or ``"sir-miou"`` for the
+    this group differs from other groups of the same protocol and dataset, those its title does not
+    state already (empty when it is the only one), and ``kind``: what the runs measured (``"inpainting"``, or ``"sir-miou"`` for the
     SIR mIoU probe; part of the settings, so a group never mixes kinds)."""
 
     protocol: str
@@ -109,11 +127,46 @@ class RunGroup:
         """The run names (``_run``) of the group, in order."""
         return [m["_run"] for m in self.metas]
 
+    #: settings keys that :func:`group_title` states itself (not repeated from ``differs``)
+    SHOWN = ("protocol", "dataset.name", "dataset.size", "dataset.images")
+
     @property
     def title(self) -> str:
-        """``"liu2018-masks on synthetic-faces"``, with ``" (limit 3)"`` when a sibling group differs."""
-        base = f"{self.protocol or 'results'} on {self.dataset or 'unknown data'}"
-        return base + (f" ({', '.join(self.differs)})" if self.differs else "")
+        """:func:`group_title` from the settings alone (no counts taken from results)."""
+        return group_title(self)
+
+
+def group_title(group: RunGroup, summary: pd.DataFrame | None = None, per_image: pd.DataFrame | None = None) -> str:
+    """A group's title in words: ``"liu2018-masks · synthetic-faces · 64×64 · 3 images × 3 buckets"``,
+    then the settings in which it differs from a sibling group (``" · limit 3"``, ``" · SSIM lama"``).
+
+    The image count is meta.json's ``dataset.images``, else the distinct images of ``per_image``;
+    the buckets are the summary's (``"all"`` not counted); ``× 2 masks`` when ``per_image`` pairs
+    an image with more than one mask per bucket. Parts that are unknown are left out."""
+    s = group.settings
+    parts = [words(group.protocol) or "results", words(group.dataset) or "unknown data"]
+    size = s.get("dataset.size", "")
+    if size.isdigit():
+        parts.append(f"{size}×{size}")
+    elif size:
+        parts.append(f"size {words(size)}")
+    images = s.get("dataset.images", "")
+    if not images.isdigit() and per_image is not None and len(per_image) and "image" in per_image.columns:
+        images = str(per_image["image"].nunique())
+    buckets = 0
+    if summary is not None and len(summary) and "bucket" in summary.columns:
+        buckets = len({str(b) for b in summary["bucket"]} - {"all"})
+    masks = 1
+    if per_image is not None and len(per_image) and {"image", "mask", "bucket"} <= set(per_image.columns):
+        masks = int(per_image.groupby(["image", "bucket"])["mask"].nunique().max())
+    counts = [f"{images} images"] if images.isdigit() else []
+    if buckets:
+        counts.append(f"{buckets} bucket{'s' if buckets > 1 else ''}")
+    if masks > 1:
+        counts.append(f"{masks} masks")
+    if counts:
+        parts.append(" × ".join(counts))
+    return " · ".join(parts + group.differs)
 
 
 def group_runs(metas: list[dict]) -> list[RunGroup]:
@@ -146,7 +199,7 @@ def group_runs(metas: list[dict]) -> list[RunGroup]:
             varying.remove("masks.seed")
         if "conventions.ssim_convention" in varying:
             varying = [k for k in varying if not k.startswith("conventions.") or k == "conventions.ssim_convention"]
-        g.differs = [setting_label(k, g.settings.get(k, "")) for k in varying]
+        g.differs = [setting_label(k, g.settings.get(k, "")) for k in varying if k not in RunGroup.SHOWN]
     return out
 
 
@@ -190,11 +243,14 @@ def lpips_status(meta: dict) -> str:
 
 
 def group_footnote(group: RunGroup, summary: pd.DataFrame) -> str:
-    """Plain-text footnote of a section: its runs and their shared settings (dataset with size and
-    limit, masks, seed), images x masks per bucket (the summary's ``n``), the metric conventions,
-    the semantic encoders and whether LPIPS was computed."""
+    """Plain-text footnote of a section: its runs that give rows (those in the summary's ``run``
+    column, when it has one) and their shared settings (dataset with size and limit, masks, seed),
+    images x masks per bucket (the summary's ``n``), the metric conventions, the semantic encoders
+    and whether LPIPS was computed."""
     m0 = group.metas[0]
-    parts = [f"Runs: {', '.join(group.runs)}. Dataset: {describe(m0.get('dataset', '?'))}. "
+    shown = set(map(str, summary["run"])) if len(summary) and "run" in summary.columns else set(group.runs)
+    metas = [m for m in group.metas if m["_run"] in shown] or group.metas
+    parts = [f"Runs: {', '.join(m['_run'] for m in metas)}. Dataset: {describe(m0.get('dataset', '?'))}. "
              f"Masks: {describe_masks(m0.get('masks'))}. Seed: {m0.get('seed', '?')}."]
     if len(summary) and "n" in summary.columns:
         ns = []
@@ -208,12 +264,12 @@ def group_footnote(group: RunGroup, summary: pd.DataFrame) -> str:
     if conv:
         parts.append("Conventions: " + (" ".join(str(v) for k, v in conv.items() if k != "ssim_convention")
                                         if isinstance(conv, dict) else str(conv)))
-    parts.append("Semantic encoder: " + describe_encoders(group.metas) + ".")
-    averaged = describe_self_ensembles(group.metas)
+    parts.append("Semantic encoder: " + describe_encoders(metas) + ".")
+    averaged = describe_self_ensembles(metas)
     if averaged:
         parts.append(f"Self-ensemble (mean over flips/transposes): {averaged}; the other models answer once.")
     if "lpips" in set(summary.get("metric", [])):
-        status = {m["_run"]: lpips_status(m) for m in group.metas}
+        status = {m["_run"]: lpips_status(m) for m in metas}
         parts.append("LPIPS: " + (next(iter(status.values())) if len(set(status.values())) == 1
                                   else "; ".join(f"{r} {s}" for r, s in status.items())) + ".")
     return " ".join(parts)
@@ -223,9 +279,10 @@ def describe_self_ensembles(metas: list[dict]) -> str:
     """``"x8 (liif@photos, lte@photos)"`` from meta.json's ``model_info``; "" when no model averages."""
     by_n: dict[int, list[str]] = {}
     for meta in metas:
-        for model, info in (meta.get("model_info") or {}).items():
-            n = (info or {}).get("self_ensemble", 1)
-            if n != 1:
+        infos = meta.get("model_info")
+        for model, info in (infos.items() if isinstance(infos, dict) else ()):
+            n = info.get("self_ensemble", 1) if isinstance(info, dict) else 1
+            if isinstance(n, int) and n != 1:
                 by_n.setdefault(int(n), []).append(str(model))
     return "; ".join(f"x{n} ({', '.join(dict.fromkeys(models))})" for n, models in sorted(by_n.items()))
 

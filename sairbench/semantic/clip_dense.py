@@ -88,6 +88,9 @@ class DenseCLIPEncoder(SemanticEncoder):
 
     text_aligned = True
     external_weights = True  # loaded from open_clip / a local file, never stored in checkpoints
+    spec_forbidden = {  # arguments a stored spec may not hold: only the user names weights and devices
+        "pretrained": "only --clip-weights or $SAIRBENCH_CLIP_WEIGHTS may name CLIP weights (a tag downloads them)",
+        "device": "the command chooses the device"}
 
     @staticmethod
     def embed_dim_for(model_name: str = "ViT-B-16", **_) -> int:

@@ -215,6 +215,9 @@ class SAMEncoder(SemanticEncoder):
 
     text_aligned = False
     external_weights = True  # never stored in sairbench checkpoints: rebuilt from the SAM checkpoint
+    spec_forbidden = {  # arguments a stored spec may not hold: only the user names files and devices
+        "checkpoint": "only $SAIRBENCH_SAM_CHECKPOINT may name the SAM file",
+        "device": "the command chooses the device"}
 
     @staticmethod
     def embed_dim_for(**_) -> int:

@@ -11,11 +11,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 from sairbench.checkpoint import git_commit, load_checkpoint, load_weights, save_checkpoint, set_inference
+from sairbench.checkpoint_checks import check_optimizer_fits, check_resumable
 from sairbench.errors import SairbenchError
 from sairbench.semantic.clip_weights import clip_weights_given
 from sairbench.train.batches import step_batches
@@ -23,10 +25,18 @@ from sairbench.train.config import TrainConfig
 from sairbench.train.stages import build_for_training, needs_labels
 
 
-def newest_snapshot(out: Path) -> tuple[dict, Path]:
-    """The readable checkpoint of the highest step among ``out``/last.pt and ``out``/step_*.pt.
+def _named_step(path: Path) -> int | None:
+    """The step a snapshot's name gives (``step_000200.pt``: 200); None for last.pt."""
+    digits = path.stem.removeprefix("step_")
+    return int(digits) if path.stem.startswith("step_") and digits.isdigit() else None
 
-    Damaged files are skipped (and named if nothing else is left); no snapshot at all is a one-line error.
+
+def newest_snapshot(out: Path) -> tuple[dict, Path]:
+    """The readable snapshot of the highest step among ``out``/last.pt and ``out``/step_*.pt.
+
+    A snapshot is readable when ``load_checkpoint`` and ``check_resumable`` accept it. Damaged files
+    are skipped; when one of them may be newer than the snapshot taken (last.pt, or a higher step in
+    its name), one warning line says so. No readable snapshot is a one-line error naming the files.
     """
     found, damaged = [], []
     for path in [out / "last.pt", *sorted(out.glob("step_*.pt"))]:
@@ -34,14 +44,20 @@ def newest_snapshot(out: Path) -> tuple[dict, Path]:
             continue
         try:
             ckpt = load_checkpoint(path)
-            found.append((int(ckpt["step"]), path, ckpt))
-        except (SairbenchError, KeyError, TypeError, ValueError):
-            damaged.append(path.name)
+            check_resumable(ckpt, path)
+            found.append((ckpt["step"], path, ckpt))
+        except SairbenchError as err:
+            damaged.append((path, str(err)))
     if not found:
-        extra = f" (unreadable: {', '.join(damaged)})" if damaged else ""
+        extra = (f" (unreadable: {', '.join(p.name for p, _ in damaged)}; {damaged[0][1].rstrip('.')})"
+                 if damaged else "")
         raise SairbenchError(f"{out}: no checkpoint to resume (last.pt or step_*.pt){extra}; drop --resume to start "
                              "from step 0.")
     step, path, ckpt = max(found, key=lambda t: t[0])
+    newer = [(p, why) for p, why in damaged if _named_step(p) is None or _named_step(p) > step]
+    if newer:
+        warnings.warn(f"{', '.join(p.name for p, _ in newer)} unreadable ({newer[0][1].rstrip('.')}); resuming from "
+                      f"{path} (step {step}).", stacklevel=2)
     return ckpt, path
 
 
@@ -119,13 +135,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     history: list[dict[str, float]] = []
     if resume:
         ckpt, found = newest_snapshot(out)
-        if ckpt["model"]["name"] != cfg.model or ckpt["model"]["size"] != cfg.size:
-            raise SairbenchError(f"{found}: holds '{ckpt['model']['name']}' ({ckpt['model']['size']}), not "
+        if ckpt["model"]["name"] != cfg.model or ckpt["model"].get("size") != cfg.size:
+            raise SairbenchError(f"{found}: holds '{ckpt['model']['name']}' ({ckpt['model'].get('size')}), not "
                                  f"'{cfg.model}' ({cfg.size}); pick another --out or drop --resume.")
         load_weights(model, ckpt["model"]["sd"], str(found))
-        opt.load_state_dict(ckpt["optimizer"])
+        check_optimizer_fits(ckpt["optimizer"], opt, found)
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise SairbenchError(f"{found}: its optimizer state does not load ({type(exc).__name__}); resume from an "
+                                 "earlier snapshot (step_*.pt) or start again with another --out.") from None
         start, wall, history = ckpt["step"], ckpt.get("wall_time_s", 0.0), ckpt.get("history", [])
-        torch.set_rng_state(ckpt["rng"]["torch"])
+        torch.set_rng_state(ckpt["rng"]["torch"])  # checked by check_resumable: this torch's uint8 state
     elif not resume and ckpt_path.is_file():
         raise SairbenchError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out "
                              "(nothing was overwritten).")
