@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from sairbench import validate
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path
+from sairbench.metrics.registry import METRICS
 from sairbench.protocol import Protocol
 
 IGNORE = 255
@@ -46,14 +47,8 @@ N_BOOT = 1000
 REGIONS = ("all", "hole")
 BATCH = 8
 
-MIOU_CONVENTION = (
-    "mmsegmentation's: one set of per-class counts for the whole set (intersection I_c and union "
-    "U_c = #pred_c + #label_c - I_c over every image), pixels with label 255 (ignore) and pixels "
-    "outside the region left out; IoU_c = I_c / U_c; classes with U_c = 0 are NaN and skipped "
-    "(nanmean); a class predicted but absent from the label counts with IoU 0. Region 'all' = every "
-    "pixel, 'hole' = missing pixels only. ci95 = half width of the 2.5-97.5 percentile interval of a "
-    f"seeded bootstrap over images ({N_BOOT} resamples); n = images."
-)
+MIOU_CONVENTION = METRICS["miou"].convention  # the metric registry's text (N_BOOT resamples)
+assert f"({N_BOOT} resamples)" in MIOU_CONVENTION
 
 
 # ----------------------------------------------------------------------------- mIoU
