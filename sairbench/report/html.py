@@ -198,10 +198,18 @@ FACTS = (
 )
 
 
+def _superseded_mark(meta: dict) -> str:
+    """``" (superseded)"``, ``" (partly superseded)"`` or ``""`` after a run's name in the facts."""
+    gone, models = meta.get("_superseded") or {}, meta.get("models")
+    if not gone:
+        return ""
+    return " (superseded)" if isinstance(models, list) and set(map(str, models)) <= set(gone) else " (partly superseded)"
+
+
 def facts_table(metas: list[dict]) -> str:
     """The meta.json facts of runs as an HTML table: one row per fact, one column per run (marked
-    "superseded" when newer runs replace some of its rows)."""
-    head = "".join(f"<th>{escape(m['_run'])}{' (superseded)' if m.get('_superseded') else ''}</th>" for m in metas)
+    "superseded" when newer runs replace all its rows, "partly superseded" when some)."""
+    head = "".join(f"<th>{escape(m['_run'])}{_superseded_mark(m)}</th>" for m in metas)
     rows = "".join(f"<tr><th>{escape(name)}</th>" + "".join(f"<td>{escape(str(fn(m)))}</td>" for m in metas) + "</tr>"
                    for name, fn in FACTS)
     return f'<table class="facts"><thead><tr><th>run</th>{head}</tr></thead><tbody>{rows}</tbody></table>'
