@@ -173,9 +173,10 @@ class RunOptions:
             return
         for key in self.set_by_user():
             if key not in honours and key not in ALWAYS_HONOURED:
-                how = "$" + MASK_DIR_ENV if self.sources[key] == "env" and key == "mask_dir" else \
-                    "--" + key.replace("_", "-")
-                drop = f"unset {how[1:]}" if how.startswith("$") else f"drop {how}"
+                how, drop = "--" + key.replace("_", "-"), "drop --" + key.replace("_", "-")
+                if self.sources[key] == "env":  # set by the environment, not typed
+                    how, drop = {"mask_dir": ("$" + MASK_DIR_ENV, "unset " + MASK_DIR_ENV),
+                                 "shard": ("several ranks (torchrun, srun)", "start one process")}.get(key, (how, drop))
                 raise SairbenchError(f"{how} does not apply to {what}{' (' + why + ')' if why else ''}; {drop}.")
 
     def record(self) -> dict[str, Any]:
