@@ -9,8 +9,7 @@ randomly initialised model of the requested ``size``. Adding a variant is adding
 from __future__ import annotations
 
 from sairbench.errors import SairbenchError
-from sairbench.preset import Preset
-from sairbench.registry import register_model
+from sairbench.preset import Preset, preset_availability, preset_factory, register_preset  # noqa: F401  (public here too)
 
 T1 = {"threads": 1}
 HOLE = {"hole_fraction": 1.0, "lr": 3e-4, "lr_final": 1e-5}  # fine-tuning in the hole
@@ -70,49 +69,6 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ous", None, "liif", "sir", "OUS ablation: only the SIR embedding, no appearance feature (Tab. 6)",
            recipes={"": {"steps": 1500, **T1, **SIR_}}),
 ]}
-
-
-def preset_factory(preset: Preset):
-    """The registry factory of ``preset``: shipped checkpoint (or stage ``tag``), a given one, or random."""
-
-    def factory(checkpoint: str | None = None, size: str = "tiny", pretrained: bool = True, tag: str | None = None, **kw):
-        from sairbench.checkpoint import load_model, shipped_path
-
-        if checkpoint is not None:
-            model = load_model(checkpoint, expect=("implicit-inpainter",))
-        elif not pretrained:
-            return preset.build(size, **kw)
-        else:
-            name = preset.name if tag is None else f"{preset.name}@{tag}"
-            path = shipped_path(name, size)
-            if not path.is_file():
-                raise SairbenchError(f"no shipped '{size}' checkpoint for '{name}' ({path.name}); train one with "
-                                     f"{preset.training_hint()} and pass --checkpoint {name}=PATH, or use --train-missing.")
-            model = load_model(path, expect=("implicit-inpainter",))
-        return model
-
-    return factory
-
-
-def preset_availability(preset: Preset):
-    def check(tag: str | None = None) -> tuple[bool, str]:
-        from sairbench.checkpoint import shipped_path
-
-        name = preset.name if tag is None else f"{preset.name}@{tag}"
-        path = shipped_path(name)
-        if path.is_file():
-            return True, ""
-        if tag is not None:
-            return False, f"no shipped checkpoint {path.name}; give its file with --checkpoint {name}=PATH"
-        return False, f"no shipped checkpoint {path.name}; train it: {preset.training_hint()}"
-
-    return check
-
-
-def register_preset(preset: Preset) -> None:
-    """Register ``preset`` as a model (its factory loads checkpoints of it)."""
-    register_model(preset.name, preset_factory(preset), description=preset.description, kind="implicit",
-                   needs=preset.needs, availability=preset_availability(preset), preset=preset)
 
 
 for _preset in PRESETS.values():

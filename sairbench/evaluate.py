@@ -1,8 +1,9 @@
 """The one evaluator: a scoring loop over (image, mask) pairs whose predictions come from a model
 (:class:`ModelPredictions`) or from a folder of saved outputs (``sairbench.outside``).
 
-A prediction source is a callable ``predict(items) -> (out_u8, gt_u8, rows)``: the composited
-outputs (B, H, W, 3) uint8, the ground truth (B, H, W, 3) uint8 and one dict per item with its
+A prediction source is a callable ``predict(items) -> (out_u8, gt_u8, holes, rows)``: the
+composited outputs (B, H, W, 3) uint8, the ground truth (B, H, W, 3) uint8, the hole masks
+(B, H, W) bool (True = missing; every metric's scorer gets them) and one dict per item with its
 identifying columns (image, mask, bucket, ratio, ...). :func:`score_items` scores them in batches
 of ``batch`` (chunks of ``CHUNK`` pairs make one part file), so batched metrics (LPIPS) see the
 same batches whatever the source.
@@ -23,7 +24,7 @@ from sairbench.inpainter import composite
 CHUNK = 50  # pairs per part file
 BATCH = 16  # pairs per forward pass / metric batch
 
-Predict = Callable[[list], tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]
+Predict = Callable[[list], tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]]
 
 
 class ModelPredictions:
@@ -33,7 +34,7 @@ class ModelPredictions:
     def __init__(self, model, dataset, masks, device: torch.device):
         self.model, self.dataset, self.masks, self.device = model, dataset, masks, device
 
-    def __call__(self, pairs: list) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    def __call__(self, pairs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         from sairbench.metrics import to_uint8
 
         gt = np.stack([self.dataset[p.image_index].image for p in pairs])
@@ -49,7 +50,7 @@ class ModelPredictions:
             out = composite(pred.float().clamp(0, 1), image, mask)
         out_u8 = np.stack([to_uint8(o) for o in out.cpu()])
         rows = [{"image": p.image, "mask": p.mask, "bucket": p.bucket, "ratio": p.ratio} for p in pairs]
-        return out_u8, gt, rows
+        return out_u8, gt, m > 0.5, rows
 
 
 def score_items(items: list, predict: Predict, metrics: list[str], ssim_conv: str, lpips_scorer,
@@ -59,8 +60,8 @@ def score_items(items: list, predict: Predict, metrics: list[str], ssim_conv: st
 
     rows = []
     for s in range(0, len(items), batch):
-        out_u8, gt_u8, bases = predict(items[s:s + batch])
-        scores = score_batch(out_u8, gt_u8, metrics, lpips_scorer=lpips_scorer, ssim_convention=ssim_conv)
+        out_u8, gt_u8, holes, bases = predict(items[s:s + batch])
+        scores = score_batch(out_u8, gt_u8, metrics, lpips_scorer=lpips_scorer, ssim_convention=ssim_conv, masks=holes)
         for j, base in enumerate(bases):
             rows.append({**base, **{k: float(v[j]) for k, v in scores.items()}})
     return pd.DataFrame(rows)
@@ -90,7 +91,9 @@ def sort_rows(per_image: pd.DataFrame, models: list[str]) -> pd.DataFrame:
 
 
 def select_models(requested: Iterable[str], checkpoints: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """Expand 'available' into every runnable registered model; return (names, skipped-with-reason).
+    """Expand 'available' into every runnable registered model, plugins' included; return (names,
+    skipped-with-reason): a model that needs what is missing here (a checkpoint, weights, a plugin
+    that failed to load, an ``inpaint`` that breaks the contract) is left out with the reason.
 
     A model with an explicit checkpoint in ``checkpoints`` counts as available; ``name@tag`` is
     available when its stage's checkpoint is shipped or given.
@@ -103,9 +106,9 @@ def select_models(requested: Iterable[str], checkpoints: dict[str, str] | None =
         if r == "available":
             for spec in list_models():
                 ok, why = (True, "") if spec.name in checkpoints else spec.available()
-                if ok and spec.kind != "plugin":
+                if ok:
                     names.append(spec.name)
-                elif not ok:
+                else:
                     skipped[spec.name] = why
             continue
         spec = get_spec(r)

@@ -67,13 +67,48 @@ def load_inpainter(model: str, self_ensemble: int | None = None):
 
     if Path(model).suffix in (".pt", ".safetensors"):
         from sairbench.checkpoint import load_model
+        from sairbench.inpainter import contract_problem
 
         net = load_model(model)
+        problem = contract_problem(net)
+        if problem is not None:
+            raise SairbenchError(f"{model}: the model it holds {problem} (docs/plugins.md).")
     else:
-        from sairbench.registry import create_model
+        from sairbench.registry import create_model, get_spec, parse_name
 
+        spec = get_spec(model)
+        ok, why = spec.available(parse_name(model)[1])
+        if not ok:
+            raise SairbenchError(f"model '{model}' cannot run here: {unavailable_reason(why)}; {inpaint_fix(model, spec)}")
         net = create_model(model)
     return with_self_ensemble(net, self_ensemble)
+
+
+def unavailable_reason(why: str) -> str:
+    """The registry's reason without the advice meant for `sairbench run` (its --checkpoint flag)."""
+    import re
+
+    why = why.split("; give its file with --checkpoint")[0].split("; train it:")[0]
+    return re.sub(r" ?\(--checkpoint [^)]*\)", "", why).rstrip(". ")
+
+
+def inpaint_fix(model: str, spec) -> str:
+    """How to inpaint with ``model`` when it is not available: train it and name the file, set the
+    variable that names its weights, or mend its plugin."""
+    import re
+
+    base = model.split("@")[0]
+    if spec.preset is not None:
+        return (f"train it ({spec.preset.training_hint()}, which writes runs/{base}/last.pt) and pass the checkpoint "
+                f"file as the model: `sairbench inpaint runs/{base}/last.pt IMAGE MASK -o OUT.png`.")
+    if spec.kind == "plugin":
+        return "`sairbench plugins` lists every plugin and why one did not load; fix or reinstall it."
+    env = re.search(r"\$(SAIRBENCH_[A-Z0-9_]+)", spec.needs)
+    if env and env.group(0) in spec.available()[1]:
+        return "then run the same command."
+    if env:
+        return f"set ${env.group(1)} to its file and run the same command (`sairbench models {base}` says more)."
+    return f"it needs {spec.needs} (`sairbench models {base}`)."
 
 
 def inpaint_image(opts: InpaintOptions, console=None) -> Path:

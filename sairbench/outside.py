@@ -329,14 +329,14 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
         ssim_conv = export.get("ssim", defaults.ssim)
         proto_name, seed = export.get("protocol", "outside"), export.get("seed")
         ds_cfg = export.get("dataset") or {"name": "outside", "gt_dir": str(gt_dir)}
-    conventions = conventions_dict(ssim_conv)
+    conventions = conventions_dict(ssim_conv, metrics)
     lpips_scorer = default_lpips_scorer() if "lpips" in metrics else None
 
     gt_cache: dict[str, np.ndarray] = {}
     budget = max_pixels()  # every file's size checked from its header before it is decoded
     mask_cache: dict[str, np.ndarray] = {}
 
-    def load(r) -> tuple[np.ndarray, np.ndarray, float]:
+    def load(r) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         gpath, mpath = gt_dir / r.gt_file, mask_dir / r.mask_file
         if r.gt_file not in gt_cache:
             gt_cache[r.gt_file] = read_image(gpath, max_pixels=budget)
@@ -358,15 +358,16 @@ def evaluate_predictions(pred_dir, gt_dir, mask_dir, name: str, *, pairs=None, r
                 raise SairbenchError(f"{gpath}: differs outside the hole from {inputs_dir / r.input_file}, the exported input "
                                      f"of pair ({r.image}, {r.mask}); pass the gt folder exported with {pairs_path}.")
         out = np.where(hole[..., None], pred, gt).astype(np.uint8)  # prediction in the hole, ground truth outside
-        return out, gt, ratio
+        return out, gt, hole, ratio
 
-    def predict(chunk) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    def predict(chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         loaded = [load(r) for r in chunk]
         rows = []
-        for r, (_, _, ratio) in zip(chunk, loaded):
+        for r, (_, _, _, ratio) in zip(chunk, loaded):
             bucket = str(r.bucket) if "bucket" in df.columns and str(r.bucket) else (bucket_of(ratio) or "other")
             rows.append({"image": str(r.image), "mask": str(r.mask), "bucket": bucket, "ratio": ratio, "model": name})
-        return np.stack([o for o, _, _ in loaded]), np.stack([g for _, g, _ in loaded]), rows
+        return (np.stack([o for o, _, _, _ in loaded]), np.stack([g for _, g, _, _ in loaded]),
+                np.stack([h for _, _, h, _ in loaded]).astype(bool), rows)
 
     records = list(df.itertuples(index=False))
     # chunks of CHUNK pairs as in `sairbench run`, so batched metrics (LPIPS) see the same batches

@@ -32,14 +32,42 @@ def register(name: str):
     return deco
 
 
+PLUGIN_GROUP = "sairbench.parts"
+
+
+def load_part_plugins() -> None:
+    """Register the parts of the ``sairbench.parts`` entry points, once (``sairbench.plugins``): an
+    entry point names a part class (registered under the entry's name) or a module whose classes
+    register themselves with :func:`register`."""
+    from sairbench.plugins import load_group
+
+    load_group(PLUGIN_GROUP, _accept_plugin_part)
+
+
+def _accept_plugin_part(name: str, obj: Any) -> None:
+    if not callable(obj):
+        raise SairbenchError(f"{obj!r} is not a part class; name a class (or a module that registers its parts)")
+    if _PARTS.get(name, obj) is not obj:
+        raise SairbenchError(f"part '{name}' is registered already; give the part another name")
+    _PARTS[name] = obj
+
+
+def _unknown(name: str) -> SairbenchError:
+    return SairbenchError(f"unknown model part '{name}'; known parts: {', '.join(known_parts())} (a plugin's parts "
+                          f"are found through the '{PLUGIN_GROUP}' entry points, see `sairbench plugins`).")
+
+
 def part_class(name: str) -> Callable[..., nn.Module]:
-    """The class (or factory) registered as ``name``."""
+    """The class (or factory) registered as ``name`` (the plugins' parts loaded when it is not built in)."""
     if name not in _PARTS:
-        raise SairbenchError(f"unknown model part '{name}'; known parts: {', '.join(known_parts())}.")
+        load_part_plugins()
+    if name not in _PARTS:
+        raise _unknown(name)
     return _PARTS[name]
 
 
 def known_parts() -> list[str]:
+    load_part_plugins()
     return sorted(_PARTS)
 
 
@@ -53,8 +81,7 @@ def make(spec: dict[str, Any] | None, **extra) -> nn.Module | None:
     if not isinstance(spec, dict) or "name" not in spec:
         raise SairbenchError(f"a model part spec must be {{'name': ..., 'args': {{...}}}}, not {spec!r}.")
     name = spec["name"]
-    if name not in _PARTS:
-        raise SairbenchError(f"unknown model part '{name}'; known parts: {', '.join(known_parts())}.")
+    part_class(name)  # unknown: the plugins' parts are loaded first, then one line
     if _ESTIMATING.get() and getattr(_PARTS[name], "external_weights", False) is True:
         return ExternalStandIn(name, _PARTS[name], dict(spec.get("args") or {}))
     module = _PARTS[name](**{**spec.get("args", {}), **extra})
@@ -72,6 +99,9 @@ class ExternalStandIn(nn.Module):
     def __init__(self, name: str, cls: Callable[..., nn.Module], args: dict[str, Any]):
         super().__init__()
         self.name = name
+        if not callable(getattr(cls, "embed_dim_for", None)):
+            raise SairbenchError(f"part '{name}' reads its weights from its own file but has no embed_dim_for(**args) "
+                                 "to size the model without reading them; add that static method to the part")
         self.embed_dim = int(cls.embed_dim_for(**args))
         self.spec = {"name": name, "args": copy.deepcopy(args)}
 

@@ -10,6 +10,13 @@ The photo models' options (`sairbench train --prefill/--upsample/--input-residua
 of their own, swapped into a preset's spec by :meth:`Preset.photo_options`: the appearance row
 ``app-resize-conv``, the decoder row ``liif-residual`` and an ``INPUT_FILL`` stage; the paper's
 parts carry none of them.
+
+A row a preset names that is not in ``APPEARANCE`` / ``DECODER`` is a part's own declaration: the
+part registered under that name (a plugin's, through the ``sairbench.parts`` entry points) with a
+classmethod ``describe(size)`` -> ``{"args": {...}, "out_dim": C}`` (``out_dim``: appearance
+encoders only; a decoder is given ``in_dim`` and ``extra_dim`` by the preset). Or a row is
+registered by :func:`register_part_row` (another size of a known part, say). :func:`register_preset`
+makes a row a model (its factory loads checkpoints of it); docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -52,6 +59,51 @@ SIR = {"paper": {"hidden": [256, 256, 256, 256], "context_layers": 3, "context_w
        "tiny": {"hidden": [128, 128], "context_layers": 3, "context_width": 64}}
 
 
+ROLES = ("appearance", "decoder")
+
+
+def register_part_row(role: str, key: str, part: str, args: dict[str, dict[str, Any]],
+                      out_dim: dict[str, int] | None = None) -> None:
+    """Add the row ``key`` to ``APPEARANCE`` (``role`` "appearance"; ``out_dim``: the encoder's
+    output channels per size) or ``DECODER`` (``role`` "decoder"): the part ``part`` with the
+    constructor arguments ``args[size]`` for each size of ``SIZES``. A preset then names ``key``."""
+    if role not in ROLES:
+        raise SairbenchError(f"register_part_row: role {role!r} is not one of {', '.join(ROLES)}.")
+    missing = [z for z in SIZES if z not in args or (role == "appearance" and z not in (out_dim or {}))]
+    if missing:
+        raise SairbenchError(f"register_part_row('{key}'): no {'args/out_dim' if role == 'appearance' else 'args'} "
+                             f"for size '{missing[0]}'; give one for each of {', '.join(SIZES)}.")
+    table = APPEARANCE if role == "appearance" else DECODER
+    table[key] = {z: {"name": part, "args": dict(args[z])} for z in SIZES}
+    if role == "appearance":
+        APPEARANCE_DIM[key] = {z: int(out_dim[z]) for z in SIZES}
+
+
+def declared_row(role: str, key: str, size: str) -> tuple[dict[str, Any], int]:
+    """(part spec, output channels) of the ``role`` row ``key`` at ``size``: from ``APPEARANCE`` /
+    ``DECODER``, else from the part ``key``'s own ``describe(size)`` (a plugin part); else one line."""
+    table = APPEARANCE if role == "appearance" else DECODER
+    if key in table:
+        return dict(table[key][size]), (APPEARANCE_DIM[key][size] if role == "appearance" else 0)
+    from sairbench.models import part_class  # the built-in parts registered, then the plugins' on demand
+
+    fix = ("give the part a classmethod describe(size) returning {'args': {...}" +
+           (", 'out_dim': channels}" if role == "appearance" else "}") + ", or call register_part_row (docs/plugins.md)")
+    try:
+        cls = part_class(key)
+    except SairbenchError:
+        raise SairbenchError(f"{role} '{key}' is not one of its rows ({', '.join(table)}) nor a registered part; "
+                             f"register the part (entry point 'sairbench.parts') and {fix}.") from None
+    describe = getattr(cls, "describe", None)
+    row = describe(size) if callable(describe) else None
+    dim = row.get("out_dim") if isinstance(row, dict) else None
+    if not isinstance(row, dict) or not isinstance(row.get("args", {}), dict) or (
+            role == "appearance" and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1)):
+        raise SairbenchError(f"part '{key}' does not declare its {role} row at size '{size}' "
+                             f"(describe({size!r}) gave {row!r}); {fix}.")
+    return {"name": key, "args": dict(row.get("args") or {})}, (int(dim) if role == "appearance" else 0)
+
+
 def check_size(size: str, what: str) -> None:
     if size not in SIZES:
         raise SairbenchError(f"unknown size '{size}' for {what}; use one of {', '.join(SIZES)}.")
@@ -79,8 +131,9 @@ class Preset:
     """One implicit model: appearance encoder + decoder (+ semantic filler) and its recipes.
 
     Args:
-        name: registry name. appearance: key of ``APPEARANCE`` or None (no appearance feature).
-        decoder: key of ``DECODER``. filler: None (no semantics), "sir" or "none" (NFS: the
+        name: registry name. appearance: key of ``APPEARANCE``, or the name of a part that declares
+            ``describe(size)`` (:func:`declared_row`), or None (no appearance feature).
+        decoder: key of ``DECODER`` or the name of a part that declares ``describe(size)``. filler: None (no semantics), "sir" or "none" (NFS: the
             masked embedding upsampled). description: one line for `sairbench models`.
         encoder: the semantic-encoder part the model must be trained on (None: any).
         how_to_train: the commands that make a checkpoint when none is shipped.
@@ -105,6 +158,10 @@ class Preset:
     def needs(self) -> str:
         if self.encoder is not None:
             return f"a '{self.encoder}' semantic encoder's weights and a model trained on it"
+        from sairbench.checkpoint import shipped_path
+
+        if not shipped_path(self.name).is_file():  # a row from a plugin, or one whose file is not shipped
+            return f"a checkpoint trained with {self.training_hint()} (none shipped)"
         if self.semantic:
             return "checkpoint incl. semantic encoder + SIR (shipped tiny, in-domain encoder)"
         return "checkpoint (shipped tiny for synthetic-faces)"
@@ -156,18 +213,19 @@ class Preset:
         """
         check_size(size, f"preset '{self.name}'")
         app_key = self.appearance if appearance is None else appearance
-        if app_key is not None and (app_key not in APPEARANCE or self.appearance is None):
+        if app_key is not None and self.appearance is None:
             raise SairbenchError(f"preset '{self.name}': appearance '{app_key}' is not one of its rows "
-                                 f"({', '.join(APPEARANCE) if self.appearance else 'it has no appearance encoder'}).")
+                                 "(it has no appearance encoder).")
         dec_key = self.decoder if decoder is None else decoder
-        if dec_key not in DECODER:
-            raise SairbenchError(f"preset '{self.name}': decoder '{dec_key}' is not one of {', '.join(DECODER)}.")
         if input_fill is not None and input_fill not in INPUT_FILL:
             raise SairbenchError(f"preset '{self.name}': input fill '{input_fill}' is not one of {', '.join(INPUT_FILL)}.")
-        appearance_spec = APPEARANCE[app_key][size] if app_key else None
-        dec = DECODER[dec_key][size]
-        decoder_spec = {"name": dec["name"], "args": dict(dec["args"])}
-        decoder_spec["args"]["in_dim"] = APPEARANCE_DIM[app_key][size] if app_key else 0
+        try:
+            appearance_spec, in_dim = declared_row("appearance", app_key, size) if app_key else (None, 0)
+            decoder_spec = declared_row("decoder", dec_key, size)[0]
+        except SairbenchError as err:
+            raise SairbenchError(f"preset '{self.name}': {err}") from None
+        decoder_spec["args"] = dict(decoder_spec["args"])
+        decoder_spec["args"]["in_dim"] = in_dim
         semantic = None
         if self.semantic:
             if encoder is None:
@@ -188,3 +246,60 @@ class Preset:
         from sairbench.models import make
 
         return make(self.spec(size, encoder, **options))
+
+
+def preset_factory(preset: Preset):
+    """The registry factory of ``preset``: shipped checkpoint (or stage ``tag``), a given one, or random."""
+
+    def factory(checkpoint: str | None = None, size: str = "tiny", pretrained: bool = True, tag: str | None = None, **kw):
+        from sairbench.checkpoint import load_model, shipped_path
+
+        if checkpoint is not None:
+            model = load_model(checkpoint, expect=("implicit-inpainter",))
+        elif not pretrained:
+            return preset.build(size, **kw)
+        else:
+            name = preset.name if tag is None else f"{preset.name}@{tag}"
+            path = shipped_path(name, size)
+            if not path.is_file():
+                raise SairbenchError(f"no shipped '{size}' checkpoint for '{name}' ({path.name}); train one with "
+                                     f"{preset.training_hint()} and pass --checkpoint {name}=PATH, or use --train-missing.")
+            model = load_model(path, expect=("implicit-inpainter",))
+        return model
+
+    return factory
+
+
+def preset_availability(preset: Preset):
+    """``check(tag=None) -> (ok, why)``: a row whose parts cannot be found or sized is not available
+    (the reason says which); else the shipped checkpoint of the preset (or its stage) decides."""
+
+    def check(tag: str | None = None) -> tuple[bool, str]:
+        from sairbench.checkpoint import shipped_path
+
+        try:
+            for role, key in (("appearance", preset.appearance), ("decoder", preset.decoder)):
+                if key is not None:
+                    declared_row(role, key, "tiny")
+        except SairbenchError as err:
+            return False, str(err).rstrip(".")
+        name = preset.name if tag is None else f"{preset.name}@{tag}"
+        path = shipped_path(name)
+        if path.is_file():
+            return True, ""
+        if tag is not None:
+            return False, f"no shipped checkpoint {path.name}; give its file with --checkpoint {name}=PATH"
+        return False, (f"no shipped checkpoint {path.name}; train it: {preset.training_hint()}, then pass "
+                       f"--checkpoint {preset.name}=runs/{preset.name}/last.pt")
+
+    return check
+
+
+def register_preset(preset: Preset) -> None:
+    """Register ``preset`` as a model named ``preset.name`` (kind "implicit"): its factory loads the
+    shipped checkpoint, a given one (``--checkpoint NAME=PATH``) or builds it untrained; `sairbench
+    train NAME` trains it. Plugins call this from a module named by a ``sairbench.models`` entry point."""
+    from sairbench.registry import register_model
+
+    register_model(preset.name, preset_factory(preset), description=preset.description, kind="implicit",
+                   needs=preset.needs, availability=preset_availability(preset), preset=preset)

@@ -9,14 +9,18 @@ The core imports no plugin: the classical baselines and the presets (package
 ``sairbench_baselines``) register through entry points, like any third-party package::
 
     [project.entry-points."sairbench.models"]
-    mymodel = "mypackage.module:make_my_inpainter"   # a factory, registered as 'mymodel'
-    mypresets = "mypackage.presets"                  # a module that registers on import
+    mymodel = "mypackage.module:MyInpainter"   # a factory or class, registered as 'mymodel' (kind "plugin")
+    mypresets = "mypackage.presets"            # a module that registers on import (register_model / register_preset)
+
+The group is loaded once (``sairbench.plugins.load_group``); an entry point that fails is listed as
+a model that is not available, with the reason. A model whose ``inpaint`` cannot take every call
+the suite makes (``sairbench.inpainter.contract_problem``) is refused in one line: a class at
+registration (listed as not available, with the reason), any model when it is built.
 """
 
 from __future__ import annotations
 
 import re
-import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,6 +43,7 @@ class ModelSpec:
     kind: str = "classical"
     availability: Callable[[], tuple[bool, str]] = field(default=_always)
     preset: Any = None  # sairbench.preset.Preset for the implicit presets
+    origin: str = ""  # "package (entry point group:name)" of the plugin that registered it; "" for the suite's own
 
     def available(self, tag: str | None = None) -> tuple[bool, str]:
         """(True, "") when it (or its stage ``tag``) can run here, else (False, why)."""
@@ -48,7 +53,6 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_LOADED = False
 
 
 def parse_name(name: str) -> tuple[str, str | None]:
@@ -74,11 +78,20 @@ def register_model(
     availability: Callable[..., tuple[bool, str]] = _always,
     preset: Any = None,
 ):
-    """Register ``factory`` under ``name``; usable as a decorator."""
+    """Register ``factory`` under ``name``; usable as a decorator. A class whose ``inpaint`` breaks
+    the contract (``sairbench.inpainter.contract_problem``) is registered as not available, with the reason."""
     parse_name(name)
 
     def deco(fn):
-        _REGISTRY[name] = ModelSpec(name, fn, description, needs, kind, availability, preset)
+        from sairbench.inpainter import contract_problem
+
+        from sairbench.plugins import loading
+
+        problem = contract_problem(fn) if isinstance(fn, type) else None
+        check = availability if problem is None else (lambda *a, p=problem: (False, f"'{name}' {p}"))
+        entry = loading()
+        origin = f"{entry.package} (entry point {entry.group}:{entry.name})" if entry and entry.package != "sairbench" else ""
+        _REGISTRY[name] = ModelSpec(name, fn, description, needs, kind, check, preset, origin)
         return fn
 
     return deco(factory) if factory is not None else deco
@@ -90,22 +103,26 @@ def unregister_model(name: str) -> None:
 
 
 def _load_plugins() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    from importlib.metadata import entry_points
+    """Register the models of the ``sairbench.models`` entry points, once (``sairbench.plugins``)."""
+    from sairbench.plugins import load_group
 
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plugin must not break the suite
-            register_model(ep.name, lambda **kw: None, description=f"plugin {ep.value}", needs="plugin",
-                           kind="plugin", availability=lambda exc=exc: (False, f"plugin failed to load: {exc}"))
-            continue
-        if isinstance(obj, types.ModuleType) or ep.name in _REGISTRY:
-            continue  # a module registers its models on import
-        register_model(ep.name, obj, description=(getattr(obj, "__doc__", "") or "").strip(), kind="plugin")
+    load_group(ENTRY_POINT_GROUP, _accept_plugin, _failed_plugin)
+
+
+def _accept_plugin(name: str, obj: object) -> None:
+    if not callable(obj):
+        raise SairbenchError(f"{obj!r} is not a model factory; name a class or function (or a module that registers)")
+    if name in _REGISTRY and _REGISTRY[name].factory is not obj:
+        raise SairbenchError(f"model '{name}' is registered already; give the entry point another name")
+    doc = (getattr(obj, "__doc__", "") or "").strip().splitlines()
+    register_model(name, obj, description=doc[0] if doc else "", kind="plugin",
+                   needs=str(getattr(obj, "needs", "nothing")))
+
+
+def _failed_plugin(name: str, value: str, reason: str) -> None:
+    if name not in _REGISTRY:  # a name the suite knows keeps its entry; the failure is listed by `sairbench plugins`
+        register_model(name, lambda **kw: None, description=f"plugin {value}", needs="its plugin to load",
+                       kind="plugin", availability=lambda *a: (False, f"plugin failed to load: {reason}"))
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -120,13 +137,19 @@ def get_spec(name: str) -> ModelSpec:
 
 def create_model(name: str, **kwargs):
     """Build the registered model ``name`` or ``name@tag`` (an :class:`~sairbench.inpainter.Inpainter`)."""
+    from sairbench.inpainter import contract_problem
+
     spec = get_spec(name)
     _, tag = parse_name(name)
     if tag is not None:
         if spec.preset is None:
             raise SairbenchError(f"model '{name}': only trained presets have tagged stages; drop '@{tag}'.")
         kwargs["tag"] = tag
-    return spec.factory(**kwargs)
+    model = spec.factory(**kwargs)
+    problem = contract_problem(model)
+    if problem is not None:
+        raise SairbenchError(f"model '{name}' {problem} (docs/plugins.md, 'The Inpainter contract').")
+    return model
 
 
 def list_models() -> list[ModelSpec]:

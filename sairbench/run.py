@@ -146,7 +146,7 @@ def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: Pro
         "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names, "skipped_models": folder.skipped(),
         "model_info": model_infos,
         "semantic_encoder": {m: (i or {}).get("semantic_encoder") for m, i in model_infos.items()},
-        "conventions": conventions_dict(proto.metrics.ssim), "lpips": lpips_status(lpips_scorer),
+        "conventions": conventions_dict(proto.metrics.ssim, metrics), "lpips": lpips_status(lpips_scorer),
     }
     folder.write_meta(meta, device, elapsed_s)
     return folder.path

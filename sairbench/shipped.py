@@ -194,7 +194,7 @@ def runnable_models() -> list[dict[str, str]]:
             rows.append({
                 "name": name, "kind": spec.kind, "description": spec.description,
                 "trained on": domain_text(shipped_domain(name)) if spec.preset is not None else "-",
-                "variant": variant_text(recipe) if recipe else "", "needs": spec.needs,
+                "variant": variant_text(recipe) if recipe else "", "needs": spec.needs, "plugin": spec.origin,
                 "ready": "yes" if ok else _short_reason(why), "ready here": "yes" if ok else f"no: {why}",
                 "recipe": recipe_command(name) if recipe is not None else ("" if spec.preset is None else "none"),
                 "file": str(path) if spec.preset is not None and path.is_file() else "",

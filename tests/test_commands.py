@@ -188,6 +188,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 # one concrete, tiny invocation per command of the table; {name} is a path the test provides
 README_COMMANDS: dict[str, list[str]] = {
     "models": ["models"],
+    "plugins": ["plugins"],
     "run": ["run", "--protocol", "liu2018-masks", "--dataset", "synthetic-faces", "--model", "telea", "--size", "32",
             "--limit", "2", "--per-bucket", "1", "--fit", "resize", "--shard", "1/1", "--threads", "1",
             "--results", "{tmp}/results"],

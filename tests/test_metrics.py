@@ -46,12 +46,14 @@ def _smooth_pair(h=24, w=20, seed=0):
 
 
 def test_contract_constants():
-    assert IMAGE_METRICS == ("psnr", "ssim", "l1", "lpips") == tuple(metrics.default_metrics())
-    assert list(METRICS) == ["psnr", "ssim", "l1", "lpips", "miou", "miou_hole"]
+    assert metrics.default_metrics() == ["psnr", "ssim", "l1", "lpips"]
+    assert IMAGE_METRICS == ("psnr", "ssim", "l1", "lpips", "psnr_hole", "l1_hole")  # the in-hole ones: when named
+    assert list(METRICS) == ["psnr", "ssim", "l1", "lpips", "psnr_hole", "l1_hole", "miou", "miou_hole"]
     assert metrics.default_metrics("sir-miou") == ["miou"]
-    assert HIGHER_IS_BETTER == {"psnr": True, "ssim": True, "l1": False, "lpips": False, "miou": True, "miou_hole": True}
-    assert list(CONVENTIONS) == ["common", *IMAGE_METRICS]
-    for m in IMAGE_METRICS:
+    assert HIGHER_IS_BETTER == {"psnr": True, "ssim": True, "l1": False, "lpips": False, "psnr_hole": True,
+                                "l1_hole": False, "miou": True, "miou_hole": True}
+    assert list(CONVENTIONS) == ["common", *metrics.default_metrics()]
+    for m in metrics.default_metrics():
         assert isinstance(CONVENTIONS[m], str) and CONVENTIONS[m] == METRICS[m].convention
     assert "7x7" in CONVENTIONS["ssim"] and "data_range=255" in CONVENTIONS["psnr"]
     assert "[-1, 1]" in CONVENTIONS["lpips"]
@@ -293,7 +295,7 @@ def test_lpips_unavailable_is_nan_with_one_warning(no_vgg_weights):
         again = LPIPSScorer()  # same reason: no second warning
         assert np.all(np.isnan(again(preds, gts)))
     vals = score_batch(preds, gts, lpips_scorer=scorer)
-    assert set(vals) == set(IMAGE_METRICS) and np.all(np.isnan(vals["lpips"]))
+    assert list(vals) == metrics.default_metrics() and np.all(np.isnan(vals["lpips"]))
     assert np.all(np.isfinite(vals["psnr"]))
 
 
@@ -474,7 +476,7 @@ def test_protocol_metric_names_checked_against_the_registry(tmp_path):
         load_protocol(str(ssim))
     plain = tmp_path / "plain.toml"
     plain.write_text('name = "plain"\n')
-    assert load_protocol(str(plain)).metrics.names == list(IMAGE_METRICS)
+    assert load_protocol(str(plain)).metrics.names == metrics.default_metrics()
     probe = tmp_path / "probe.toml"
     probe.write_text('name = "probe"\nkind = "sir-miou"\n')
     assert load_protocol(str(probe)).metrics.names == ["miou"]

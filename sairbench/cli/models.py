@@ -30,6 +30,43 @@ def models(name: Optional[str] = typer.Argument(None, help="a model or stage (na
         table.add_row(row["name"], row["kind"], row["trained on"], row["ready"])
     console.print(table)
     console.print("`sairbench models NAME`: what a model is, what it needs, how it was trained.", highlight=False)
+    for failed in load_all_plugins(failed_only=True):
+        console.print(f"[yellow]plugin[/yellow] {failed.name} ({failed.group}, package {failed.package}) failed to "
+                      f"load: {failed.error}; `sairbench plugins` lists them all.", highlight=False, soft_wrap=True)
+
+
+def load_all_plugins(failed_only: bool = False) -> list:
+    """Load the four plugin groups through their registries; every entry point's status (or the failed ones)."""
+    from sairbench import plugins
+    from sairbench.data.registry import load_dataset_plugins
+    from sairbench.metrics.registry import load_metric_plugins
+    from sairbench.parts import load_part_plugins
+    from sairbench.registry import list_models
+
+    load_part_plugins()
+    list_models()
+    load_metric_plugins()
+    load_dataset_plugins()
+    return plugins.failures() if failed_only else plugins.statuses()
+
+
+@app.command("plugins")
+def plugins_command() -> None:
+    """List every plugin entry point (groups sairbench.models, .parts, .metrics, .datasets) and whether it loaded."""
+    from rich import box
+
+    rows = load_all_plugins()
+    table = Table(title="sairbench plugins", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("group", "name", "package", "loaded"):
+        table.add_column(col, no_wrap=True)
+    for row in rows:
+        table.add_row(row.group, row.name, row.package, "yes" if row.ok else "no (below)")
+    console.print(table)
+    for row in rows:
+        if not row.ok:
+            console.print(f"{row.name} ({row.group}, {row.value}): {row.error}", highlight=False, soft_wrap=True)
+    console.print("How to write one: docs/plugins.md (entry points sairbench.models, sairbench.parts, sairbench.metrics, "
+                  "sairbench.datasets).", highlight=False, soft_wrap=True)
 
 
 def show_model(name: str, rows: list[dict]) -> None:
@@ -39,7 +76,7 @@ def show_model(name: str, rows: list[dict]) -> None:
         known = ", ".join(r["name"] for r in rows)
         raise SairbenchError(f"unknown model or stage '{name}'; known: {known}.")
     row = found[0]
-    for key in ("name", "kind", "description", "trained on", "variant", "needs", "ready here", "recipe", "file"):
+    for key in ("name", "kind", "plugin", "description", "trained on", "variant", "needs", "ready here", "recipe", "file"):
         value = row.get(key)
         if value:
             console.print(f"[bold]{key}:[/bold] {value}", highlight=False, soft_wrap=True)

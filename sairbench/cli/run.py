@@ -35,7 +35,9 @@ def run(opts: RunOptions, given: set[str]) -> None:
         print_summary(out, f"{opts.protocol} — {out}")
         meta = json.loads((out / "meta.json").read_text())
         if meta.get("skipped_models"):
-            console.print(f"skipped (not available here): {', '.join(meta['skipped_models'])}")
+            console.print("skipped (not available here; `sairbench models NAME` says more):", highlight=False)
+            for skipped, why in meta["skipped_models"].items():
+                console.print(f"  {skipped}: {why}", highlight=False, soft_wrap=True)
     else:
         i, n = parse_shard(opts.shard)
         console.print(f"shard {i}/{n} written to {out}; run the other shards with the same options (they share "

@@ -11,7 +11,8 @@ import os
 
 from sairbench.data.base import DATA_ROOT_ENV, FITS, ImageDataset, Sample, check_fit, default_root
 from sairbench.data.classes import ADE20K_CLASSES, CELEBAMASK_CLASSES, IGNORE_INDEX
-from sairbench.data.registry import DATASETS, DEFAULT_DATASET, DatasetDefaults, DatasetRow, dataset_row, labelled_datasets
+from sairbench.data.registry import (DATASETS, DEFAULT_DATASET, DatasetDefaults, DatasetRow, dataset_row, labelled_datasets,
+                                     register_dataset)
 
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 
@@ -72,5 +73,6 @@ __all__ = [
     "default_root",
     "get_dataset",
     "labelled_datasets",
+    "register_dataset",
     "protocol_defaults",
 ]

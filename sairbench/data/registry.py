@@ -6,10 +6,14 @@ A row holds what the rest of sairbench needs to know about a dataset: its evalua
 the official folder name looked for under ``$SAIRBENCH_DATA_ROOT``, whether it needs a folder
 given with ``--data-root``, and whether it ships label maps. ``sairbench.data.get_dataset``,
 ``protocol_defaults`` and ``DATASET_NAMES`` are read from it.
+
+Plugins add rows with :func:`register_dataset` (entry points ``sairbench.datasets``, loaded once by
+:func:`load_dataset_plugins` the first time a name is not found); docs/plugins.md.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -119,10 +123,43 @@ DATASETS: dict[str, DatasetRow] = {row.name: row for row in (
 )}
 
 DEFAULT_DATASET = "synthetic-faces"
+PLUGIN_GROUP = "sairbench.datasets"
+_DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def load_dataset_plugins() -> None:
+    """Register the datasets of the ``sairbench.datasets`` entry points, once (``sairbench.plugins``):
+    an entry point names a :class:`DatasetRow` or a module that calls :func:`register_dataset`."""
+    from sairbench.plugins import load_group
+
+    load_group(PLUGIN_GROUP, lambda name, obj: register_dataset(obj, entry=name))
+
+
+def register_dataset(row: DatasetRow, entry: str | None = None) -> DatasetRow:
+    """Add ``row`` to :data:`DATASETS`: protocols (``[dataset] name``), ``--dataset`` of run, train,
+    masks export and cache build then open it. One line when it is not a DatasetRow, its name is
+    not lower-case letters, digits, '.', '_' and '-' or is taken. ``entry``: the entry point it
+    came from, which must carry the dataset's name."""
+    if not isinstance(row, DatasetRow):
+        raise SairbenchError(f"{row!r} is not a sairbench.data.DatasetRow")
+    if entry is not None and entry != row.name:
+        raise SairbenchError(f"entry point '{entry}' names dataset '{row.name}'; call the entry point '{row.name}'")
+    if not isinstance(row.name, str) or not _DATASET_NAME.fullmatch(row.name) or ".." in row.name:
+        raise SairbenchError(f"dataset name {row.name!r}: use lower-case letters, digits, '.', '_' and '-'")
+    if DATASETS.get(row.name, row) is not row:
+        raise SairbenchError(f"dataset '{row.name}' is registered already; give it another name")
+    if not isinstance(row.defaults, DatasetDefaults) or not callable(row.loader):
+        raise SairbenchError(f"dataset '{row.name}': give DatasetDefaults(size, limit) and a loader(row, root, split, "
+                             "size, limit, seed, options)")
+    DATASETS[row.name] = row
+    return row
 
 
 def dataset_row(name: str) -> DatasetRow:
-    """The row of dataset ``name``; SairbenchError naming the known ones when there is none."""
+    """The row of dataset ``name`` (the plugins' datasets loaded when it is not built in);
+    SairbenchError naming the known ones when there is none."""
+    if name not in DATASETS:
+        load_dataset_plugins()
     if name not in DATASETS:
         raise SairbenchError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}.")
     return DATASETS[name]
@@ -130,4 +167,5 @@ def dataset_row(name: str) -> DatasetRow:
 
 def labelled_datasets() -> list[str]:
     """The datasets whose samples always come with label maps."""
+    load_dataset_plugins()
     return [name for name, row in DATASETS.items() if row.has_labels]

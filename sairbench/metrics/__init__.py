@@ -20,6 +20,9 @@ otherwise), then averaged.
   ``saicinpainting/evaluation/losses/ssim.py``, the same Gaussian window with zero padding and
   the whole map averaged). A table never mixes conventions.
 * L1: mean absolute error over the whole image (all pixels, all channels) with values in [0, 1].
+* ``psnr_hole``, ``l1_hole`` (scored only when a protocol names them): PSNR and L1 over the hole's
+  pixels alone (every channel), from the hole masks the evaluator hands every scorer; on the
+  composited output ``psnr_hole = psnr + 10 log10(hole ratio)`` (:func:`psnr_hole_from_psnr`).
 * LPIPS: the ``lpips`` package, VGG trunk with its v0.1 linear layers, inputs scaled to [-1, 1].
   The VGG16 trunk needs torchvision's ImageNet weights, which are *never* downloaded here; without
   them LPIPS is NaN (with one clear warning), never a stand-in value.
@@ -33,18 +36,23 @@ the same values over the whole batch (PSNR and L1 exactly, SSIM to ~1e-15).
 
 from sairbench.metrics.conventions import PSNR_CAP_DB, SSIM_CONVENTIONS, as_batches, to_uint8
 from sairbench.metrics.lpips_scorer import LPIPSScorer, default_lpips_scorer
-from sairbench.metrics.pixel import l1, l1_batch, psnr, psnr_batch, ssim, ssim_batch
+from sairbench.metrics.pixel import (l1, l1_batch, l1_hole_batch, psnr, psnr_batch, psnr_hole_batch, psnr_hole_from_psnr,
+                                     ssim, ssim_batch)
 from sairbench.metrics.registry import (
     CONVENTIONS,
     HIGHER_IS_BETTER,
     IMAGE_METRICS,
     METRICS,
     Metric,
+    MetricField,
     ScoreContext,
     check_metric_names,
     conventions_dict,
     default_metrics,
     get_metric,
+    image_metrics,
+    load_metric_plugins,
+    register_metric,
     summary_values,
 )
 from sairbench.metrics.score import score_batch
@@ -56,6 +64,7 @@ __all__ = [
     "IMAGE_METRICS",
     "METRICS",
     "Metric",
+    "MetricField",
     "PSNR_CAP_DB",
     "SSIM_CONVENTIONS",
     "VGG16_ENV",
@@ -70,9 +79,15 @@ __all__ = [
     "find_vgg16_weights",
     "l1",
     "l1_batch",
+    "l1_hole_batch",
+    "image_metrics",
+    "load_metric_plugins",
     "get_metric",
     "psnr",
     "psnr_batch",
+    "psnr_hole_batch",
+    "psnr_hole_from_psnr",
+    "register_metric",
     "score_batch",
     "ssim",
     "ssim_batch",

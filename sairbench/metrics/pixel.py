@@ -72,9 +72,9 @@ def _chunks(n: int, pixels_per_image: int, budget: int) -> Iterable[slice]:
     return (slice(s, min(n, s + step)) for s in range(0, n, step))
 
 
-def _error_sums(preds: np.ndarray, gts: np.ndarray, power: int) -> np.ndarray:
+def _error_sums(preds: np.ndarray, gts: np.ndarray, power: int, masks: np.ndarray | None = None) -> np.ndarray:
     """Exact per-image sums of ``|pred - gt| ** power`` (power 1 or 2) over uint8 (N, H, W, 3)
-    batches; int64 (N,)."""
+    batches, over the pixels where bool (N, H, W) ``masks`` is True when given; int64 (N,)."""
     n, h, w, _ = preds.shape
     out = np.empty(n, dtype=np.int64)
     for sl in _chunks(n, h * w, DIFF_CHUNK_PIXELS):
@@ -84,6 +84,8 @@ def _error_sums(preds: np.ndarray, gts: np.ndarray, power: int) -> np.ndarray:
         if power == 2:
             d = d.astype(np.uint16)
             d *= d  # 255 ** 2 fits uint16
+        if masks is not None:
+            d *= masks[sl][..., None]
         out[sl] = d.reshape(len(d), -1).sum(axis=1, dtype=np.int64)
     return out
 
@@ -108,6 +110,53 @@ def l1_batch(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
     Equal to :func:`l1` image by image."""
     preds, gts = _check_uint8_batches(preds, gts, "l1_batch")
     return _error_sums(preds, gts, 1) / float(preds[0].size if len(preds) else 1) / 255.0
+
+
+def _hole_sizes(preds: np.ndarray, masks, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``masks`` as bool (N, H, W) matching uint8 (N, H, W, 3) ``preds``, and the hole values per
+    image (hole pixels x 3 channels), float64 (N,)."""
+    masks = np.asarray(masks)
+    if masks.shape != preds.shape[:3]:
+        raise ValueError(f"{what}: masks have shape {masks.shape}, the images need {preds.shape[:3]} (N, H, W)")
+    masks = masks.astype(bool, copy=False)
+    return masks, masks.reshape(len(masks), -1).sum(axis=1).astype(np.float64) * preds.shape[3]
+
+
+def psnr_hole_batch(preds: np.ndarray, gts: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """PSNR in dB over the hole alone, per image: MSE = sum over the hole pixels (``masks`` True,
+    bool (N, H, W)) and the 3 channels of (pred - gt)^2 / (3 * hole pixels), PSNR = 10 log10(255^2 /
+    MSE) on uint8 values; ``inf`` when the hole is answered exactly, NaN for an image without hole.
+
+    On a composited output (the input outside the hole) it equals ``psnr + 10 log10(ratio)``, with
+    ``ratio`` the hole's fraction of the image (:func:`psnr_hole_from_psnr`)."""
+    preds, gts = _check_uint8_batches(preds, gts, "psnr_hole_batch")
+    masks, n = _hole_sizes(preds, masks, "psnr_hole_batch")
+    sq = _error_sums(preds, gts, 2, masks).astype(np.float64)
+    out = np.full(len(preds), np.nan)
+    exact, nz = (sq == 0) & (n > 0), (sq > 0) & (n > 0)
+    out[exact] = np.inf
+    out[nz] = 10 * np.log10((255**2) / (sq[nz] / n[nz]))
+    return out
+
+
+def psnr_hole_from_psnr(psnr_values, ratio) -> np.ndarray:
+    """In-hole PSNR of composited outputs from their whole-image PSNR and hole ratio: the squared
+    error lies in the hole alone, so PSNR_hole = PSNR + 10 log10(ratio) (what ``psnr_hole`` gives)."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ratio > 0, np.asarray(psnr_values, dtype=np.float64) + 10 * np.log10(ratio), np.nan)
+
+
+def l1_hole_batch(preds: np.ndarray, gts: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Mean absolute error over the hole alone, per image, in [0, 1] units: sum over the hole pixels
+    (``masks`` True, bool (N, H, W)) and the 3 channels of |pred - gt| / (3 * hole pixels * 255);
+    NaN for an image without hole. float64 (N,)."""
+    preds, gts = _check_uint8_batches(preds, gts, "l1_hole_batch")
+    masks, n = _hole_sizes(preds, masks, "l1_hole_batch")
+    total = _error_sums(preds, gts, 1, masks).astype(np.float64)
+    out = np.full(len(preds), np.nan)
+    out[n > 0] = total[n > 0] / n[n > 0] / 255.0
+    return out
 
 
 def _ssim_window(convention: str) -> tuple[tuple, float, float, int]:

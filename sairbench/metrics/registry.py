@@ -10,18 +10,26 @@ conventions and the protocol check of metric names all look metrics up here.
 
 The mIoU metrics of the SIR probe (``miou``, ``miou_hole``) are computed over a whole set of
 images by :mod:`sairbench.probe`, not per image: their ``fn`` is None.
+
+A scorer gets the batch's predictions, ground truths and, in its :class:`ScoreContext`, the hole
+masks (``context.hole()``: bool (N, H, W), True = missing). ``psnr_hole`` and ``l1_hole`` score the
+hole alone; they are not scored unless a protocol names them. Plugins add metrics with
+:func:`register_metric` (entry points ``sairbench.metrics``, loaded once by
+:func:`load_metric_plugins` when a metric is looked up); docs/plugins.md.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from sairbench.errors import SairbenchError
 from sairbench.metrics.conventions import PSNR_CAP_DB, _check_ssim_convention
-from sairbench.metrics.pixel import l1_batch, psnr_batch, ssim_batch
+from sairbench.metrics.pixel import l1_batch, l1_hole_batch, psnr_batch, psnr_hole_batch, ssim_batch
 
 #: Directions a metric may have.
 DIRECTIONS = ("higher", "lower")
@@ -29,12 +37,22 @@ DIRECTIONS = ("higher", "lower")
 
 @dataclass(frozen=True)
 class ScoreContext:
-    """What a batch scorer may need besides the images: the SSIM convention, and the LPIPS scorer
-    (``lpips_scorer``, else the process-wide one of ``device``, made on first use)."""
+    """What a batch scorer may need besides the images: the SSIM convention, the LPIPS scorer
+    (``lpips_scorer``, else the process-wide one of ``device``, made on first use) and the hole
+    masks of the batch (``masks``: bool (N, H, W), True = missing; :meth:`hole`)."""
 
     ssim_convention: str = "skimage"
     lpips_scorer: object = None
     device: str = "cpu"
+    masks: Any = None
+
+    def hole(self):
+        """The batch's hole masks, bool (N, H, W) (True = missing); SairbenchError when the caller
+        gave none (``score_batch(..., masks=...)``: every evaluation of the suite does)."""
+        if self.masks is None:
+            raise SairbenchError("this metric reads the hole masks, and none were given; pass masks= (bool N x H x W, "
+                                 "True = missing) to score_batch.")
+        return self.masks
 
     def lpips(self):
         """The LPIPS scorer to use: ``lpips_scorer`` or ``default_lpips_scorer(device)``."""
@@ -45,7 +63,8 @@ class ScoreContext:
         return default_lpips_scorer(self.device)
 
 
-#: A batch scorer: ``fn(preds, gts, context)`` -> float64 (N,), preds and gts uint8 (N, H, W, 3).
+#: A batch scorer: ``fn(preds, gts, context)`` -> float64 (N,), preds and gts uint8 (N, H, W, 3),
+#: ``context.hole()`` the hole masks bool (N, H, W).
 BatchScorer = Callable[[np.ndarray, np.ndarray, ScoreContext], np.ndarray]
 
 
@@ -150,25 +169,110 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
         "locally (never downloaded, never replaced by another network).",
         True, lambda p, g, ctx: ctx.lpips()(p, g), title="LPIPS",
     ),
+    Metric(
+        "psnr_hole", "higher", 2,
+        "PSNR inside the hole, in dB: MSE = sum over the hole pixels and the 3 channels of (pred - gt)^2 / "
+        "(3 x hole pixels) on uint8 RGB, PSNR = 10 log10(255^2 / MSE); on the composited output this is "
+        f"PSNR + 10 log10(hole ratio). +inf when the hole is answered exactly (summaries clip to {PSNR_CAP_DB:g} dB), "
+        "NaN for an image without hole.",
+        False, lambda p, g, ctx: psnr_hole_batch(p, g, ctx.hole()), title="PSNR (hole)", cap=PSNR_CAP_DB, unit="dB",
+    ),
+    Metric(
+        "l1_hole", "lower", 3,
+        "L1 inside the hole: mean absolute error over the hole pixels and the 3 channels, values in [0, 1] "
+        "(uint8 / 255); NaN for an image without hole.",
+        False, lambda p, g, ctx: l1_hole_batch(p, g, ctx.hole()), title="L1 (hole)",
+    ),
     Metric("miou", "higher", 2, MIOU_CONVENTION, True, None, title="mIoU", kind="sir-miou"),
     Metric("miou_hole", "higher", 2, MIOU_CONVENTION, False, None, title="mIoU (hole)", kind="sir-miou"),
 )}
 
-#: Metrics scored per image by :func:`~sairbench.metrics.score.score_batch`, in table order.
+#: The built-in metrics scored per image by :func:`~sairbench.metrics.score.score_batch`, in table
+#: order (:func:`image_metrics`: with the plugins' ones).
 IMAGE_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.fn is not None)
-#: True where higher is better, for every metric.
-HIGHER_IS_BETTER: dict[str, bool] = {n: m.higher_is_better for n, m in METRICS.items()}
-#: meta.json's conventions of an inpainting table: the shared text, then one per per-image metric.
-CONVENTIONS: dict[str, str] = {"common": COMMON_CONVENTION, **{n: METRICS[n].convention for n in IMAGE_METRICS}}
+#: Columns of per-image tables that a metric cannot be called.
+RESERVED_NAMES = frozenset({"image", "mask", "bucket", "ratio", "model", "metric", "mean", "ci95", "n", "all"})
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+PLUGIN_GROUP = "sairbench.metrics"
+
+
+def load_metric_plugins() -> None:
+    """Register the metrics of the ``sairbench.metrics`` entry points, once (``sairbench.plugins``):
+    an entry point names a :class:`Metric` record or a module that calls :func:`register_metric`."""
+    from sairbench.plugins import load_group
+
+    load_group(PLUGIN_GROUP, lambda name, obj: register_metric(obj, entry=name))
+
+
+def register_metric(metric: Metric, entry: str | None = None) -> Metric:
+    """Add ``metric`` (a per-image :class:`Metric` with a scorer ``fn``) to :data:`METRICS`: then a
+    protocol may name it in ``[metrics] names``, runs and ``sairbench eval`` score it, summaries cap
+    it (``cap``), and reports show it with its title, direction and decimals. One line when it is
+    not a per-image Metric, its name is not a column name (lower-case letters, digits, '_') or is
+    taken. ``entry``: the entry point it came from, which must carry the metric's name."""
+    if not isinstance(metric, Metric):
+        raise SairbenchError(f"{metric!r} is not a sairbench.metrics.Metric record")
+    if entry is not None and entry != metric.name:
+        raise SairbenchError(f"entry point '{entry}' names metric '{metric.name}'; call the entry point '{metric.name}'")
+    if not _METRIC_NAME.fullmatch(metric.name) or metric.name in RESERVED_NAMES:
+        raise SairbenchError(f"metric name {metric.name!r}: use lower-case letters, digits and '_' (not one of "
+                             f"{', '.join(sorted(RESERVED_NAMES))})")
+    if METRICS.get(metric.name, metric) is not metric:
+        raise SairbenchError(f"metric '{metric.name}' is registered already; give it another name")
+    if not callable(metric.fn) or metric.kind != "inpainting":
+        raise SairbenchError(f"metric '{metric.name}': a plugin metric is scored per image (kind 'inpainting') "
+                             "and needs fn(preds, gts, context) -> float64 (N,)")
+    if isinstance(metric.decimals, bool) or not isinstance(metric.decimals, int) or not 0 <= metric.decimals <= 12:
+        raise SairbenchError(f"metric '{metric.name}': decimals {metric.decimals!r} is not a whole number from 0 to 12")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def image_metrics() -> tuple[str, ...]:
+    """Every metric scored per image, built-in then plugins', in table order."""
+    load_metric_plugins()
+    return tuple(n for n, m in METRICS.items() if m.fn is not None)
+
+
+class MetricField(Mapping):
+    """A live read-only view ``{metric name: one attribute of its record}`` over :data:`METRICS`
+    (the plugins' metrics loaded on first use): e.g. ``MetricField("higher_is_better")``."""
+
+    def __init__(self, attribute: str):
+        self.attribute = attribute
+
+    def __getitem__(self, name: str):
+        if name not in METRICS:
+            load_metric_plugins()
+        return getattr(METRICS[name], self.attribute)
+
+    def __iter__(self) -> Iterator[str]:
+        load_metric_plugins()
+        return iter(list(METRICS))
+
+    def __len__(self) -> int:
+        load_metric_plugins()
+        return len(METRICS)
+
+
+#: True where higher is better, for every metric (plugins' included).
+HIGHER_IS_BETTER: Mapping[str, bool] = MetricField("higher_is_better")
+#: meta.json's conventions of an inpainting table scored with the default metrics: the shared text,
+#: then one per metric (:func:`conventions_dict` for other metrics).
+CONVENTIONS: dict[str, str] = {"common": COMMON_CONVENTION,
+                               **{n: m.convention for n, m in METRICS.items() if m.default and m.fn is not None}}
 
 
 def default_metrics(kind: str = "inpainting") -> list[str]:
     """The metrics a protocol of ``kind`` scores when it names none (``["psnr", "ssim", "l1", "lpips"]``)."""
+    load_metric_plugins()
     return [n for n, m in METRICS.items() if m.default and m.kind == kind]
 
 
 def get_metric(name: str) -> Metric:
     """The record of metric ``name``; SairbenchError naming the known ones when there is none."""
+    if name not in METRICS:
+        load_metric_plugins()
     if name not in METRICS:
         raise SairbenchError(f"unknown metric {name!r}; known: {', '.join(METRICS)}.")
     return METRICS[name]
@@ -178,6 +282,7 @@ def check_metric_names(names, kind: str = "inpainting", where: str = "") -> list
     """``names`` as a list when every one is a metric a protocol of ``kind`` produces; else a
     SairbenchError (prefixed with ``where``) naming the unknown ones and the allowed names."""
     names = list(names)
+    load_metric_plugins()
     allowed = [n for n, m in METRICS.items() if m.kind == kind]
     unknown = [n for n in names if n not in allowed]
     if unknown:
@@ -186,11 +291,15 @@ def check_metric_names(names, kind: str = "inpainting", where: str = "") -> list
     return names
 
 
-def conventions_dict(ssim_convention: str = "skimage") -> dict[str, str]:
-    """The conventions of one result table, for ``meta.json``: ``CONVENTIONS`` with the SSIM entry
-    narrowed to ``ssim_convention`` and an ``ssim_convention`` key added."""
+def conventions_dict(ssim_convention: str = "skimage", metrics=None) -> dict[str, str]:
+    """The conventions of one result table, for ``meta.json``: ``CONVENTIONS`` (the default
+    metrics') plus those of the other ``metrics`` scored, the SSIM entry narrowed to
+    ``ssim_convention`` and an ``ssim_convention`` key added."""
     _check_ssim_convention(ssim_convention)
     out = dict(CONVENTIONS)
+    for name in metrics or ():
+        if name not in out:
+            out[name] = get_metric(name).convention
     out["ssim"] = SSIM_CONVENTION_TEXT[ssim_convention]
     out["ssim_convention"] = ssim_convention
     return out
@@ -200,6 +309,8 @@ def summary_values(metric: str, values) -> np.ndarray:
     """Per-image values made ready for a summary: float64 (N,), clipped to the metric's ``cap``
     (PSNR to ``PSNR_CAP_DB``), NaN kept."""
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if metric not in METRICS:
+        load_metric_plugins()
     record = METRICS.get(metric)
     if record is not None and record.cap is not None:
         arr = np.where(np.isnan(arr), np.nan, np.minimum(arr, record.cap))

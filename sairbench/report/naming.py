@@ -17,14 +17,14 @@ from typing import Callable
 
 import numpy as np
 
-from sairbench.metrics import METRICS
+from sairbench.metrics import MetricField
 
 #: Direction of every metric a table may hold (the registry's, ``sairbench.metrics.METRICS``): True = higher is better.
-DIRECTION: dict[str, bool] = {name: m.higher_is_better for name, m in METRICS.items()}
+DIRECTION = MetricField("higher_is_better")  # live: plugins' metrics included
 #: Display name of every metric (the registry's titles).
-METRIC_NAMES: dict[str, str] = {name: m.title for name, m in METRICS.items()}
+METRIC_NAMES = MetricField("title")
 #: Printed decimals per metric (the registry's; 3 for a metric it does not know).
-DECIMALS: dict[str, int] = {name: m.decimals for name, m in METRICS.items()}
+DECIMALS = MetricField("decimals")
 #: Where the paper's published tables come from, for the dagger note.
 PUBLISHED_SOURCE = "the SAIR paper"
 #: The paper's name of each published table (the ``table`` column of results/published/*.csv).
