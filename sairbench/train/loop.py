@@ -46,17 +46,17 @@ def newest_snapshot(out: Path) -> tuple[dict, Path]:
             ckpt = load_checkpoint(path)
             check_resumable(ckpt, path)
             found.append((ckpt["step"], path, ckpt))
-        except SairbenchError as err:
-            damaged.append((path, str(err)))
+        except SairbenchError as err:  # "<path>: <what is wrong>; <fix>." -> what is wrong
+            damaged.append((path, str(err).removeprefix(f"{path}: ").split("; ")[0].rstrip(".")))
     if not found:
-        extra = (f" (unreadable: {', '.join(p.name for p, _ in damaged)}; {damaged[0][1].rstrip('.')})"
+        extra = (f" (unreadable: {', '.join(p.name for p, _ in damaged)}; {damaged[0][0].name}: {damaged[0][1]})"
                  if damaged else "")
         raise SairbenchError(f"{out}: no checkpoint to resume (last.pt or step_*.pt){extra}; drop --resume to start "
                              "from step 0.")
     step, path, ckpt = max(found, key=lambda t: t[0])
     newer = [(p, why) for p, why in damaged if _named_step(p) is None or _named_step(p) > step]
     if newer:
-        warnings.warn(f"{', '.join(p.name for p, _ in newer)} unreadable ({newer[0][1].rstrip('.')}); resuming from "
+        warnings.warn(f"{', '.join(p.name for p, _ in newer)} unreadable ({newer[0][1]}); resuming from "
                       f"{path} (step {step}).", stacklevel=2)
     return ckpt, path
 
