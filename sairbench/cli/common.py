@@ -117,8 +117,8 @@ def print_summary(run: Path, title: str) -> None:
 
     all_models = list(dict.fromkeys(summary["model"]))
     table = Table(title=title, caption=summary_legend(metrics[0]))
-    for col in ("model", "bucket"):
-        table.add_column(col, justify="left")
+    table.add_column("model", justify="left", no_wrap=True, min_width=max(len(m) for m in all_models))  # never cut
+    table.add_column("bucket", justify="left", no_wrap=True)
     for m in metrics:
         table.add_column(f"{m} {'↑' if higher(m) else '↓'}", justify="right")
     for bucket in buckets:
