@@ -16,6 +16,10 @@ RUN = ["--limit", "3", "--per-bucket", "2", "--threads", "1"]
 
 @pytest.fixture(scope="module")
 def run_output(tmp_path_factory):
+    import sairbench.metrics.lpips_scorer as lpips_scorer
+
+    lpips_scorer._WARNED.clear()  # the line is said once per process: make this run the first to say it
+    lpips_scorer._DEFAULT_SCORERS.clear()
     res = tmp_path_factory.mktemp("res")
     out = sairbench("run", "-m", "telea", "-m", "biharmonic", "-m", "liif", *RUN, "--results", str(res), "--name", "t",
                     env={"COLUMNS": "120"})
@@ -124,6 +128,7 @@ def test_a_run_says_its_expected_time_before_it_starts(tmp_path, monkeypatch):
     import sairbench.timings as timings
 
     monkeypatch.setattr(timings, "SHOW_ABOVE_S", 0.0)
+    monkeypatch.setenv("SAIRBENCH_CACHE_DIR", str(tmp_path / "cache"))  # no timings of earlier tests
     args = ["run", "-m", "telea", "--limit", "2", "--per-bucket", "1", "--threads", "1", "--results", str(tmp_path)]
     first = sairbench(*args)
     assert_ok(first)
