@@ -122,14 +122,7 @@ def ratio_curves_figure(per_image: pd.DataFrame, title: str = "", lpips_reason: 
 def plot_ratio_curves(per_image: pd.DataFrame, out_dir: Path, title: str = "", lpips_reason: str = "") -> list[Path]:
     """PSNR and LPIPS against hole ratio per model (:func:`ratio_curves_figure`); returns the PNG,
     PDF and CSV paths (``ratio_curves.*`` in ``out_dir``)."""
-    plt = pyplot()
-    fig, curves = ratio_curves_figure(per_image, title, lpips_reason)
-    stem = out_dir / "ratio_curves"
-    paths = save_figure(fig, stem)
-    plt.close(fig)
-    with atomic_path(stem.with_suffix(".csv")) as tmp:
-        curves.to_csv(tmp, index=False)
-    return paths + [stem.with_suffix(".csv")]
+    return _save_with_table(*ratio_curves_figure(per_image, title, lpips_reason), out_dir / "ratio_curves")
 
 
 def reference_model(per_image: pd.DataFrame, metric: str = "psnr") -> str:
@@ -215,11 +208,13 @@ def ratio_difference_figure(per_image: pd.DataFrame, title: str = "", reference:
 def plot_ratio_difference(per_image: pd.DataFrame, out_dir: Path, title: str = "") -> list[Path]:
     """:func:`ratio_difference_figure` as ``ratio_difference.png``, ``.pdf`` and ``.csv`` (the
     table) in ``out_dir``; returns the paths."""
-    plt = pyplot()
-    fig, table = ratio_difference_figure(per_image, title)
-    stem = out_dir / "ratio_difference"
+    return _save_with_table(*ratio_difference_figure(per_image, title), out_dir / "ratio_difference")
+
+
+def _save_with_table(fig, table: pd.DataFrame, stem: Path) -> list[Path]:
+    """``fig`` as ``stem``.png and .pdf and its ``table`` as ``stem``.csv; returns the paths."""
     paths = save_figure(fig, stem)
-    plt.close(fig)
+    pyplot().close(fig)
     with atomic_path(stem.with_suffix(".csv")) as tmp:
         table.to_csv(tmp, index=False)
     return paths + [stem.with_suffix(".csv")]
