@@ -63,6 +63,7 @@ def expected_parts(names, n_pairs: int) -> list[tuple[str, int]]:
 def run_inpainting(opts: RunOptions, console=None) -> Path:
     """Every model x pair of an inpainting protocol (the shard ``opts.shard`` of them)."""
     from sairbench.metrics import default_lpips_scorer
+    from sairbench.metrics.set_level import inception_for, inception_settings, per_image_metrics, with_inception
     from sairbench.progress import progress as track
 
     proto, checkpoints, shard = opts.proto, opts.checkpoints, opts.shard_index
@@ -79,13 +80,15 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
         from sairbench.metrics.registry import SSIM_CONVENTION_TEXT
 
         settings["ssim_definition"] = SSIM_CONVENTION_TEXT[proto.metrics.ssim]
+    inception = inception_for(proto.metrics.names, opts.device)  # FID/KID: its weights' digest joins the fingerprint
+    settings.update(inception_settings(inception))
     folder = RunFolder.create(opts.results, validate.run_name(opts.name, proto.name, proto.source, data.ds_cfg['name']),
                               settings, opts.resume or shard[1] > 1)  # the shards of one run share its folder
     folder.record_skipped(skipped)
     folder.record_options(opts.record())
     opts.one_time["data_and_masks"] = opts.elapsed() - opts.one_time.get("train_missing", 0.0)
 
-    metrics = list(proto.metrics.names)
+    metrics = per_image_metrics(proto.metrics.names)
     lpips_scorer = default_lpips_scorer(opts.device) if "lpips" in metrics else None
     dev = torch.device(opts.device)
     chunks = expected_parts(names, len(data.pairs))[shard[0]::shard[1]]
@@ -111,7 +114,7 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
             bar.describe(f"{proto.name}: {model_name}")
             torch.manual_seed(proto.seed)
             t_chunk = time.perf_counter()
-            predict = ModelPredictions(loaded[model_name], data.dataset, data.masks, dev)
+            predict = with_inception(ModelPredictions(loaded[model_name], data.dataset, data.masks, dev), inception)
             df = score_items(data.pairs[c:c + CHUNK], predict, metrics, proto.metrics.ssim, lpips_scorer)
             timings.record(model_name, size, opts.device, time.perf_counter() - t_chunk, n)
             df.insert(4, "model", model_name)
@@ -134,19 +137,23 @@ def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: Pro
     """Merge the parts into per_image / summary and write meta.json (what every invocation recorded:
     model information, skipped models; ``elapsed_s``: the time of every invocation, summed)."""
     from sairbench.metrics import conventions_dict
+    from sairbench.metrics.set_level import add_set_metrics, fid_status, per_image_metrics
 
     metrics = list(proto.metrics.names)
     pairs_of = lambda key: data.pairs[key[1]:key[1] + CHUNK]  # noqa: E731  (the chunk a part stands for)
     per_image = sort_rows(folder.read_parts(expected_parts(names, len(data.pairs)), pairs_of), names)
     infos = folder.model_infos()
     model_infos = {m: infos.get(m) for m in names}
-    folder.write_tables(per_image, summarize(per_image, metrics))
+    per_image, summary = add_set_metrics(per_image, summarize(per_image, per_image_metrics(metrics)), metrics,
+                                         proto.seed, str(folder.path / "parts"))  # FID/KID rows, features dropped
+    folder.write_tables(per_image, summary)
     meta = {
         "protocol": proto.name, "protocol_file": proto.source, "seed": proto.seed,
         "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names, "skipped_models": folder.skipped(),
         "model_info": model_infos,
         "semantic_encoder": {m: (i or {}).get("semantic_encoder") for m, i in model_infos.items()},
         "conventions": conventions_dict(proto.metrics.ssim, metrics), "lpips": lpips_status(lpips_scorer),
+        **fid_status(metrics, folder.settings.get("fid_inception"), device),
     }
     folder.write_meta(meta, device, elapsed_s)
     return folder.path

@@ -35,7 +35,8 @@ from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path, atomic_write_text
 from sairbench.runchecks import file_sha256, part_problem, part_record, record_path, refuse_links, writing
 
-VERSIONED_PACKAGES = ("sairbench", "torch", "numpy", "scikit-image", "opencv-python-headless", "lpips", "pandas")
+VERSIONED_PACKAGES = ("sairbench", "torch", "numpy", "scikit-image", "opencv-python-headless", "lpips", "pytorch-fid",
+                      "pandas")
 
 
 def fingerprint_of(settings: dict[str, Any]) -> str:

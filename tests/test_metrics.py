@@ -48,10 +48,10 @@ def _smooth_pair(h=24, w=20, seed=0):
 def test_contract_constants():
     assert metrics.default_metrics() == ["psnr", "ssim", "l1", "lpips"]
     assert IMAGE_METRICS == ("psnr", "ssim", "l1", "lpips", "psnr_hole", "l1_hole")  # the in-hole ones: when named
-    assert list(METRICS) == ["psnr", "ssim", "l1", "lpips", "psnr_hole", "l1_hole", "miou", "miou_hole"]
+    assert list(METRICS) == ["psnr", "ssim", "l1", "lpips", "psnr_hole", "l1_hole", "miou", "miou_hole", "fid", "kid"]
     assert metrics.default_metrics("sir-miou") == ["miou"]
     assert HIGHER_IS_BETTER == {"psnr": True, "ssim": True, "l1": False, "lpips": False, "psnr_hole": True,
-                                "l1_hole": False, "miou": True, "miou_hole": True}
+                                "l1_hole": False, "miou": True, "miou_hole": True, "fid": False, "kid": False}
     assert list(CONVENTIONS) == ["common", *metrics.default_metrics()]
     for m in metrics.default_metrics():
         assert isinstance(CONVENTIONS[m], str) and CONVENTIONS[m] == METRICS[m].convention

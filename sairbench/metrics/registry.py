@@ -9,7 +9,8 @@ report (best-value direction, decimals, titles), the terminal summary table, met
 conventions and the protocol check of metric names all look metrics up here.
 
 The mIoU metrics of the SIR probe (``miou``, ``miou_hole``) are computed over a whole set of
-images by :mod:`sairbench.probe`, not per image: their ``fn`` is None.
+images by :mod:`sairbench.probe`, not per image: their ``fn`` is None; so are ``fid`` and ``kid``
+(:mod:`sairbench.metrics.set_level`, scored only when a protocol names them).
 
 A scorer gets the batch's predictions, ground truths and, in its :class:`ScoreContext`, the hole
 masks (``context.hole()``: bool (N, H, W), True = missing). ``psnr_hole`` and ``l1_hole`` score the
@@ -140,6 +141,16 @@ MIOU_CONVENTION = (
     "seeded bootstrap over images (1000 resamples); n = images."
 )
 
+#: What FID and KID share (sairbench.metrics.fid_inception, sairbench.metrics.fid).
+SET_COMMON = (
+    "per bucket and over all buckets, over the composited outputs vs the ground truth of the same pairs; "
+    "Inception-v3 pool3 features (2048-d) of pytorch-fid's FID Inception weights "
+    "(pt_inception-2015-12-05-6726825d.pth, local file only, never downloaded; its FIDInceptionA/C/E blocks), "
+    "uint8 RGB / 255 resized bilinearly (align_corners=False) to 299x299 and scaled to [-1, 1]. ci95 = half "
+    "width of the 2.5-97.5 percentile interval of a seeded bootstrap over pairs (200 resamples); n = pairs; "
+    "NaN without the weights or with fewer than 2 pairs."
+)
+
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric(
         "psnr", "higher", 2,
@@ -185,13 +196,20 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     ),
     Metric("miou", "higher", 2, MIOU_CONVENTION, True, None, title="mIoU", kind="sir-miou"),
     Metric("miou_hole", "higher", 2, MIOU_CONVENTION, False, None, title="mIoU (hole)", kind="sir-miou"),
+    Metric("fid", "lower", 2, "FID: ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) of the Gaussian fits (covariances "
+           "with n - 1), tr (S1 S2)^(1/2) as the sum of singular values of Xc Yc^T / (n - 1) (equal to pytorch-fid's "
+           "scipy.linalg.sqrtm value), " + SET_COMMON, False, None, title="FID"),
+    Metric("kid", "lower", 4, "KID: unbiased MMD^2 with k(x, y) = (x.y / 2048 + 1)^3, the U-statistic over distinct "
+           "pairs i != j (no matched output-ground-truth term), averaged over 100 subsets of min(1000, n) pairs drawn "
+           "without replacement (seeded by the protocol seed), " + SET_COMMON, False, None, title="KID"),
 )}
 
 #: The built-in metrics scored per image by :func:`~sairbench.metrics.score.score_batch`, in table
 #: order (:func:`image_metrics`: with the plugins' ones).
 IMAGE_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.fn is not None)
 #: Columns of per-image tables that a metric cannot be called.
-RESERVED_NAMES = frozenset({"image", "mask", "bucket", "ratio", "model", "metric", "mean", "ci95", "n", "all"})
+RESERVED_NAMES = frozenset({"image", "mask", "bucket", "ratio", "model", "metric", "mean", "ci95", "n", "all",
+                            "inception_pred", "inception_gt"})
 _METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
 PLUGIN_GROUP = "sairbench.metrics"
 

@@ -37,7 +37,9 @@ def score_batch(
     known = image_metrics()
     unknown = [m for m in metrics if m not in known]
     if unknown:
-        raise SairbenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(known)}.")
+        over_sets = ("; fid and kid are scored over sets by `sairbench run` only: drop them from the protocol's "
+                     "metrics names") if {"fid", "kid"} & set(unknown) else ""
+        raise SairbenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(known)}{over_sets}.")
     _check_ssim_convention(ssim_convention)
     preds, gts = _check_uint8_batches(preds, gts, "score_batch")
     if masks is not None:
