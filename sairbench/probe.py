@@ -26,7 +26,6 @@ is half the width of the 2.5-97.5 percentile interval. ``n`` is the number of im
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,6 @@ from sairbench import validate
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path
 from sairbench.metrics.registry import METRICS
-from sairbench.protocol import Protocol
 
 IGNORE = 255
 N_BOOT = 1000

@@ -75,7 +75,7 @@ def offline(monkeypatch, tmp_path):
                    "pytorch_fid.inception.load_state_dict_from_url"):
         monkeypatch.setattr(target, no_download)
     monkeypatch.setattr("sairbench.metrics.fid_inception._DEFAULT", {})
-    monkeypatch.setattr("sairbench.metrics.fid_inception._WARNED", set())
+    monkeypatch.setattr("sairbench.errors._WARNED", set())
     return pytorch_fid.inception
 
 

@@ -255,7 +255,7 @@ def no_vgg_weights(tmp_path, monkeypatch):
     """A machine without VGG16 weights: empty hub cache, no environment variable, fresh warnings."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.delenv(metrics.VGG16_ENV, raising=False)
-    monkeypatch.setattr("sairbench.metrics.lpips_scorer._WARNED", set())
+    monkeypatch.setattr("sairbench.errors._WARNED", set())
     return tmp_path
 
 

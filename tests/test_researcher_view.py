@@ -16,9 +16,10 @@ RUN = ["--limit", "3", "--per-bucket", "2", "--threads", "1"]
 
 @pytest.fixture(scope="module")
 def run_output(tmp_path_factory):
+    import sairbench.errors as errors
     import sairbench.metrics.lpips_scorer as lpips_scorer
 
-    lpips_scorer._WARNED.clear()  # the line is said once per process: make this run the first to say it
+    errors._WARNED.clear()  # the line is said once per process: make this run the first to say it
     lpips_scorer._DEFAULT_SCORERS.clear()
     res = tmp_path_factory.mktemp("res")
     out = sairbench("run", "-m", "telea", "-m", "biharmonic", "-m", "liif", *RUN, "--results", str(res), "--name", "t",

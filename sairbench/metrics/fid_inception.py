@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from sairbench.digest import weights_digest
+from sairbench.errors import warn_once
 from sairbench.metrics.conventions import as_batches
 
 #: pytorch-fid's FID Inception weights (ported from TensorFlow's inception-2015-12-05).
@@ -33,14 +33,6 @@ FID_WEIGHTS_ENV = "SAIRBENCH_FID_WEIGHTS"
 #: Dimension of the pool3 features.
 FEATURE_DIM = 2048
 
-_WARNED: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message in _WARNED:
-        return
-    _WARNED.add(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)  # one line in the CLI (sairbench.cli.main)
 
 
 def find_fid_weights(weights: str | os.PathLike | None = None) -> tuple[Path | None, str]:
@@ -138,14 +130,14 @@ class InceptionFeatures:
         if path is None:
             self.reason = (f"{why}. Place pytorch-fid's {FID_WEIGHTS_FILENAME} there, or point ${FID_WEIGHTS_ENV} "
                            "at a local copy; sairbench never downloads it.")
-            _warn_once(f"FID/KID are NaN: set ${FID_WEIGHTS_ENV} to a local {FID_WEIGHTS_FILENAME}")
+            warn_once(f"FID/KID are NaN: set ${FID_WEIGHTS_ENV} to a local {FID_WEIGHTS_FILENAME}")
             return
         net = build_fid_inception()
         try:
             state = read_fid_weights(path, net)
         except ValueError as exc:
             self.reason = f"{exc}; give pytorch-fid's {FID_WEIGHTS_FILENAME}."
-            _warn_once(f"FID/KID are NaN: {path.name[:32]} is not pytorch-fid's Inception (meta.json)")
+            warn_once(f"FID/KID are NaN: {path.name[:32]} is not pytorch-fid's Inception (meta.json)")
             return
         net.load_state_dict(state, strict=True)
         for p in net.parameters():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sairbench.digest import weights_digest
-from sairbench.errors import SairbenchError
+from sairbench.errors import SairbenchError, warn_once
 from sairbench.metrics.conventions import as_batches
 from sairbench.metrics.vgg16_weights import (
     VGG16_ENV,
@@ -22,14 +22,6 @@ from sairbench.metrics.vgg16_weights import (
     find_vgg16_weights,
 )
 
-_WARNED: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message in _WARNED:
-        return
-    _WARNED.add(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)  # one line in the CLI (sairbench.cli.main)
 
 
 _TEMPLATE = None
@@ -128,7 +120,7 @@ class LPIPSScorer:
                 f"{why}. Place torchvision's {VGG16_FILENAME} there, or point "
                 f"${VGG16_ENV} (or backbone_weights=) at a local copy; sairbench never downloads it."
             )
-            _warn_once(f"LPIPS is NaN: no VGG16 weights here; set ${VGG16_ENV} to {VGG16_FILENAME}")  # meta.json: why
+            warn_once(f"LPIPS is NaN: no VGG16 weights here; set ${VGG16_ENV} to {VGG16_FILENAME}")  # meta.json: why
             return
         trunk = None
         if path is not None:
@@ -136,7 +128,7 @@ class LPIPSScorer:
                 trunk = _vgg16_trunk_state(path)
             except ValueError as exc:
                 self.reason = f"{exc}; give a torchvision VGG16 state dict ({VGG16_FILENAME})."
-                _warn_once(f"LPIPS is NaN: {self.reason}")
+                warn_once(f"LPIPS is NaN: {self.reason}")
                 return
 
         import copy
@@ -149,7 +141,7 @@ class LPIPSScorer:
         else:
             _random_trunk_(model.net, seed)
             self.random_backbone = True
-            _warn_once(
+            warn_once(
                 f"LPIPS scorer uses a RANDOM VGG16 trunk (seed {seed}) for testing; {why}. "
                 "Its values are not LPIPS."
             )
