@@ -166,7 +166,8 @@ if __name__ == "__main__":
         write_checkpoints_doc()
 
 
-def _short_reason(why: str) -> str:
+def short_reason(why: str) -> str:
+    """A few words of why a model cannot run here (the full text: ``sairbench models NAME``)."""
     if "weights" in why:
         return "no: needs its weights"
     if "checkpoint" in why:
@@ -195,7 +196,7 @@ def runnable_models() -> list[dict[str, str]]:
                 "name": name, "kind": spec.kind, "description": spec.description,
                 "trained on": domain_text(shipped_domain(name)) if spec.preset is not None else "-",
                 "variant": variant_text(recipe) if recipe else "", "needs": spec.needs, "plugin": spec.origin,
-                "ready": "yes" if ok else _short_reason(why), "ready here": "yes" if ok else f"no: {why}",
+                "ready": "yes" if ok else short_reason(why), "ready here": "yes" if ok else f"no: {why}",
                 "recipe": recipe_command(name) if recipe is not None else ("" if spec.preset is None else "none"),
                 "file": str(path) if spec.preset is not None and path.is_file() else "",
             })

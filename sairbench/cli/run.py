@@ -32,12 +32,14 @@ def run(opts: RunOptions, given: set[str]) -> None:
     opts = opts.resolve(given)
     out = run_protocol(opts, console=console)
     if (out / "summary.csv").is_file():
-        print_summary(out, f"{opts.protocol} — {out}")
+        from sairbench.shipped import short_reason
+
         meta = json.loads((out / "meta.json").read_text())
-        if meta.get("skipped_models"):
-            console.print("skipped (not available here; `sairbench models NAME` says more):", highlight=False)
-            for skipped, why in meta["skipped_models"].items():
-                console.print(f"  {skipped}: {why}", highlight=False, soft_wrap=True)
+        if meta.get("skipped_models"):  # said before the table, so that the table and "wrote" end the output
+            left = ", ".join(f"{m} ({short_reason(why).removeprefix('no: ')})" for m, why in meta["skipped_models"].items())
+            console.print(f"left out (not available here): {left}; `sairbench models NAME` says how to get one",
+                          highlight=False, soft_wrap=True)
+        print_summary(out, f"{opts.protocol} — {out}")
     else:
         i, n = parse_shard(opts.shard)
         console.print(f"shard {i}/{n} written to {out}; run the other shards with the same options (they share "
