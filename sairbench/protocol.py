@@ -27,6 +27,7 @@ except ModuleNotFoundError:  # Python < 3.11
 
 PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parents[1] / "protocols")
 MAX_PER_BUCKET = 10_000  # masks per hole-ratio bucket (the Liu et al. 2018 test set has about 2,000)
+MAX_PER_BUCKET_ENV = "SAIRBENCH_MAX_PER_BUCKET"  # raises that limit
 MASK_SOURCES = ("auto", "liu2018", "generated")
 RANGES = {  # key: (lowest, highest or None) of a whole number set in a protocol file
     "seed": (0, 2**63 - 1), "dataset.size": (1, None), "dataset.limit": (1, None),
@@ -146,8 +147,10 @@ class Protocol:
         from sairbench import validate
 
         validate.positive("--per-bucket", per_bucket)
-        if per_bucket > MAX_PER_BUCKET:
-            raise SairbenchError(f"--per-bucket {per_bucket}: give at most {MAX_PER_BUCKET} masks per bucket.")
+        limit = max_per_bucket()
+        if per_bucket > limit:
+            raise SairbenchError(f"--per-bucket {per_bucket}: above the limit of {limit} masks per bucket; give at "
+                                 f"most {limit}, or raise the limit with ${MAX_PER_BUCKET_ENV}.")
         return replace(self, masks=replace(self.masks, per_bucket=per_bucket))
 
     def fingerprint(self) -> str:
@@ -238,15 +241,25 @@ def load_protocol(name_or_path: str) -> Protocol:
     return proto
 
 
+def max_per_bucket() -> int:
+    """The most masks per bucket a protocol or --per-bucket may ask for (``$SAIRBENCH_MAX_PER_BUCKET``)."""
+    from sairbench.validate import env_limit
+
+    return env_limit(MAX_PER_BUCKET_ENV, MAX_PER_BUCKET)
+
+
 def _check_ranges(proto: Protocol, path: Path) -> None:
     """SairbenchError naming the file and the key unless every value set is in range (``RANGES``)
     and the mask source is known."""
     for key, (low, high) in RANGES.items():
+        high = max_per_bucket() if key == "masks.per_bucket" else high
         section, _, name = key.rpartition(".")
         value = getattr(getattr(proto, section) if section else proto, name)
         if value is not None and (value < low or (high is not None and value > high)):
             bound = f"from {low} to {high}" if high is not None else f">= {low}"
-            raise SairbenchError(f"{path}: '{key}' = {value} is out of range (give a whole number {bound}); fix '{key}'.")
+            raise_limit = f" or raise the limit with ${MAX_PER_BUCKET_ENV}" if key == "masks.per_bucket" else ""
+            raise SairbenchError(f"{path}: '{key}' = {value} is out of range (give a whole number {bound}); fix "
+                                 f"'{key}'{raise_limit}.")
     if proto.masks.source not in MASK_SOURCES:
         raise SairbenchError(f"{path}: 'masks.source' = {_short.repr(proto.masks.source)} is not one of "
                              f"{', '.join(MASK_SOURCES)}; fix 'masks.source'.")

@@ -360,3 +360,15 @@ def test_inpaint_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
                                 tmp_path / "out" / "o.png"))
     assert str(tmp_path / "out" / "o.png") in line and os.strerror(errno.ENOSPC) in line
     assert (tmp_path / "out" / "o.png").read_bytes() == b"earlier result" and _leftovers(tmp_path / "out") == []
+
+
+def test_the_per_bucket_limit_says_how_to_raise_it_and_can_be_raised(tmp_path, monkeypatch):
+    from sairbench.protocol import MAX_PER_BUCKET, MAX_PER_BUCKET_ENV
+
+    line = error_line(sairbench("run", "-m", "telea", "--limit", "1", "--per-bucket", str(MAX_PER_BUCKET + 1),
+                                "--results", str(tmp_path)))
+    assert f"above the limit of {MAX_PER_BUCKET}" in line and f"${MAX_PER_BUCKET_ENV}" in line
+    monkeypatch.setenv(MAX_PER_BUCKET_ENV, str(MAX_PER_BUCKET + 1))
+    from sairbench.protocol import Protocol
+
+    assert Protocol("p").with_per_bucket(MAX_PER_BUCKET + 1).masks.per_bucket == MAX_PER_BUCKET + 1
