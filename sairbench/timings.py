@@ -56,28 +56,19 @@ def record(model: str, size: int, device: str, seconds: float, pairs: int) -> No
         pass  # a read-only cache only costs the next run its estimate
 
 
-def expected_seconds(chunks: list[tuple[str, int]], size: int, device: str) -> float | None:
-    """The expected time of ``chunks`` ((model, pairs) each), or None when a model has no figure."""
-    data = _read()
-    total = 0.0
-    for model, pairs in chunks:
-        per_pair = data.get(_key(model, size, device))
-        if per_pair is None:
-            return None
-        total += per_pair * pairs
-    return total
-
-
 def expected_line(chunks: list[tuple[str, int]], size: int, device: str) -> str | None:
-    """The line a run prints before it starts (None: nothing worth saying)."""
+    """The line a run prints before it starts (None: nothing worth saying); ``chunks``: (model,
+    pairs) each."""
     from sairbench.progress import _fmt
 
-    seconds = expected_seconds(chunks, size, device)
+    data = _read()
+    per_pair = {m: data.get(_key(m, size, device)) for m in dict.fromkeys(m for m, _ in chunks)}
     pairs = sum(n for _, n in chunks)
-    if seconds is None:
-        unknown = sorted({m for m, _ in chunks if _read().get(_key(m, size, device)) is None})
+    unknown = sorted(m for m, v in per_pair.items() if v is None)
+    if unknown:
         return (f"{pairs} model x pair evaluations to run; no earlier timing of {', '.join(unknown[:4])}"
                 f"{', ...' if len(unknown) > 4 else ''} here at {size}x{size}: the ETA follows the first pairs")
+    seconds = sum(per_pair[m] * n for m, n in chunks)
     if seconds < SHOW_ABOVE_S:
         return None
     return f"expected time: about {_fmt(seconds)} ({pairs} model x pair evaluations, from earlier runs on this machine)"

@@ -31,6 +31,17 @@ def invoke(args):
     app(args, standalone_mode=False)
 
 
+def flat_image_and_mask(folder: Path, side: int, grey: int, hole: tuple[slice, slice],
+                        names: tuple[str, str] = ("img.png", "mask.png")) -> tuple[Path, Path]:
+    """A ``side`` x ``side`` flat grey RGB image and its mask (255 inside ``hole``) in ``folder``."""
+    image, mask = folder / names[0], folder / names[1]
+    Image.fromarray(np.full((side, side, 3), grey, np.uint8)).save(image)
+    m = np.zeros((side, side), np.uint8)
+    m[hole] = 255
+    Image.fromarray(m).save(mask)
+    return image, mask
+
+
 def _rgb(path: Path, h: int, w: int, seed: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -7,15 +7,13 @@ import shutil
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sairbench.checkpoint import SHIPPED_DIR, load_checkpoint, load_model
 from sairbench.errors import SairbenchError
 from tests.commands_helpers import error_line, sairbench
-from tests.helpers import PROTO, invoke
+from tests.helpers import PROTO, flat_image_and_mask, invoke
 
 TINY = ["--batch", "2", "--queries", "16", "--image-size", "32", "--threads", "1"]
 SMALL = ["--limit", "2", "--per-bucket", "1", "--size", "32"]
@@ -133,11 +131,7 @@ def _poisoned(name: str, tmp_path: Path, value=float("nan")) -> tuple[Path, str]
 
 @pytest.fixture()
 def picture(tmp_path):
-    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "in.png")
-    mask = np.zeros((32, 32), np.uint8)
-    mask[8:16, 8:16] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    return tmp_path / "in.png", tmp_path / "mask.png"
+    return flat_image_and_mask(tmp_path, 32, 128, (slice(8, 16), slice(8, 16)), ("in.png", "mask.png"))
 
 
 def test_non_finite_weights_are_refused_by_every_loader(tmp_path, proto, picture):

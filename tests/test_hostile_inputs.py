@@ -16,7 +16,7 @@ from PIL import Image
 import sairbench.tiling as tiling
 from sairbench.errors import SairbenchError
 from sairbench.io import read_image, read_mask
-from tests.helpers import PROTO, invoke
+from tests.helpers import PROTO, flat_image_and_mask, invoke
 
 
 def _one_line(err) -> str:
@@ -281,10 +281,7 @@ def test_eval_matches_ground_truth_by_the_exact_pair(tmp_path, exported):
 
 @pytest.fixture()
 def files(tmp_path):
-    Image.fromarray(np.full((16, 16, 3), 120, np.uint8)).save(tmp_path / "img.png")
-    m = np.zeros((16, 16), np.uint8)
-    m[4:10, 5:11] = 255
-    Image.fromarray(m).save(tmp_path / "mask.png")
+    flat_image_and_mask(tmp_path, 16, 120, (slice(4, 10), slice(5, 11)))
     Image.fromarray(np.full((1, 1, 3), 50, np.uint8)).save(tmp_path / "tiny.png")
     Image.fromarray(np.full((1, 1), 255, np.uint8)).save(tmp_path / "tiny_mask.png")
     Image.fromarray(np.full((3, 3, 3), 50, np.uint8)).save(tmp_path / "three.png")

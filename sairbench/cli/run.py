@@ -39,7 +39,7 @@ def run(opts: RunOptions, given: set[str]) -> None:
             left = ", ".join(f"{m} ({short_reason(why).removeprefix('no: ')})" for m, why in meta["skipped_models"].items())
             console.print(f"left out (not available here): {left}; `sairbench models NAME` says how to get one",
                           highlight=False, soft_wrap=True)
-        print_summary(out, f"{opts.protocol} — {out}")
+        print_summary(out, f"{opts.proto.name} — {out}")
     else:
         i, n = parse_shard(opts.shard)
         console.print(f"shard {i}/{n} written to {out}; run the other shards with the same options (they share "
