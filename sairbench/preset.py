@@ -31,22 +31,29 @@ SIZES = ("tiny", "paper")
 APPEARANCE = {
     "app": {"paper": {"name": "app-encoder", "args": {"widths": [64, 128, 256], "n_resblocks": 8}},
             "tiny": {"name": "app-encoder", "args": {"widths": [32, 48, 64], "n_resblocks": 2}}},
-    "app-resize-conv": {"paper": {"name": "app-resize-conv", "args": {"widths": [64, 128, 256], "n_resblocks": 8}},
-                        "tiny": {"name": "app-resize-conv", "args": {"widths": [32, 48, 64], "n_resblocks": 2}}},
     "edsr": {"paper": {"name": "edsr-baseline", "args": {"n_resblocks": 16, "n_feats": 64}},
              "tiny": {"name": "edsr-baseline", "args": {"n_resblocks": 3, "n_feats": 32}}},
 }
-APPEARANCE_DIM = {"app": {"paper": 64, "tiny": 32}, "app-resize-conv": {"paper": 64, "tiny": 32},
-                  "edsr": {"paper": 64, "tiny": 32}}
+APPEARANCE_DIM = {"app": {"paper": 64, "tiny": 32}, "edsr": {"paper": 64, "tiny": 32}}
 
 DECODER = {
     "liif": {"paper": {"name": "liif-decoder", "args": {"hidden": [256, 256, 256, 256]}},
              "tiny": {"name": "liif-decoder", "args": {"hidden": [128, 128, 128]}}},
-    "liif-residual": {"paper": {"name": "liif-residual", "args": {"hidden": [256, 256, 256, 256]}},
-                      "tiny": {"name": "liif-residual", "args": {"hidden": [128, 128, 128]}}},
     "lte": {"paper": {"name": "lte-decoder", "args": {"hidden_dim": 256, "hidden": [256, 256, 256]}},
             "tiny": {"name": "lte-decoder", "args": {"hidden_dim": 128, "hidden": [128, 128]}}},
 }
+
+
+
+def _renamed(rows: dict, part: str) -> dict:
+    """``rows`` (size -> part spec) with the part ``part`` in place of theirs, same arguments."""
+    return {size: {"name": part, "args": dict(spec["args"])} for size, spec in rows.items()}
+
+
+# the photo variants: the same sizes as the paper's parts they replace
+APPEARANCE["app-resize-conv"] = _renamed(APPEARANCE["app"], "app-resize-conv")
+APPEARANCE_DIM["app-resize-conv"] = APPEARANCE_DIM["app"]
+DECODER["liif-residual"] = _renamed(DECODER["liif"], "liif-residual")
 
 # what the encoder sees in the hole (`--prefill`; "zero", the paper's, is no stage at all)
 INPUT_FILL = {"pull-push": {"name": "hole-fill", "args": {"method": "pull-push"}},

@@ -226,7 +226,8 @@ def run_tiles(model, image: torch.Tensor, mask: torch.Tensor, out_size: tuple[in
         image = F.pad(image, (0, pw, 0, ph), mode="replicate")
         mask = F.pad(mask.to(image.dtype), (0, pw, 0, ph), mode="replicate")
     # a prefill that reaches across the image is computed once over it: tiles must not see a different one
-    values = model.encoder_values(image, mask) if getattr(model, "input_fill", None) is not None else None
+    reaches_across = getattr(getattr(model, "input_fill", None), "reaches_across", False)
+    values = model.encoder_values(image, mask) if reaches_across else None
     for cy0, cy1, y0, y1 in axis_tiles(H + ph, tile, margin, align):
         r0, r1 = first_output(min(cy0, H), H, out_h), first_output(min(cy1, H), H, out_h)
         for cx0, cx1, x0, x1 in axis_tiles(W + pw, tile, margin, align):

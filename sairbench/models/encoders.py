@@ -25,9 +25,6 @@ def _resize_conv(c_in: int, c_out: int) -> nn.Module:
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1))
 
 
-UPSAMPLERS = {"transposed": _transposed, "resize-conv": _resize_conv}  # the training option -> layer
-
-
 @register("app-encoder")
 class AppEncoder(nn.Module):
     """The paper's Tab. 4 CNN. widths=(64, 128, 256), n_resblocks=8 is the paper's size.

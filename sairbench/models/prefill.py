@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from sairbench.parts import register
 
-PREFILLS = ("zero", "pull-push", "smooth")  # the training option; "zero" is no fill part at all
 
 
 def pull_push(values: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:

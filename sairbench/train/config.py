@@ -137,17 +137,16 @@ def make_config(model: str, given: set[str] | None = None, source: str = "flag",
     hole = options.get("hole_fraction", 0.5)
     if not 0.0 <= hole <= 1.0:
         raise SairbenchError(f"--hole-fraction {hole}: give a share between 0 and 1.")
-    from sairbench.models.encoders import UPSAMPLERS
-    from sairbench.models.prefill import PREFILLS
+    from sairbench.preset import PREFILL_OPTIONS, UPSAMPLE_OPTIONS
     from sairbench.models.self_ensemble import check_self_ensemble
 
-    if options.get("prefill", "zero") not in PREFILLS:
-        raise SairbenchError(f"--prefill {options['prefill']}: use one of {', '.join(PREFILLS)}.")
+    if options.get("prefill", "zero") not in PREFILL_OPTIONS:
+        raise SairbenchError(f"--prefill {options['prefill']}: use one of {', '.join(PREFILL_OPTIONS)}.")
     if options.get("loss", "l1") not in COLOUR_LOSSES:
         raise SairbenchError(f"--loss {options['loss']}: use one of {', '.join(COLOUR_LOSSES)}.")
     check_self_ensemble(options.get("self_ensemble"), "--self-ensemble")
-    if options.get("upsample", "transposed") not in UPSAMPLERS:
-        raise SairbenchError(f"--upsample {options['upsample']}: use one of {', '.join(UPSAMPLERS)}.")
+    if options.get("upsample", "transposed") not in UPSAMPLE_OPTIONS:
+        raise SairbenchError(f"--upsample {options['upsample']}: use one of {', '.join(UPSAMPLE_OPTIONS)}.")
     schedule = Schedule.preset(sched_kw.get("schedule", "tiny"), sched_kw.get("steps"), sched_kw.get("batch"),
                                lr=sched_kw.get("lr"), lr_final=sched_kw.get("lr_final"))
     options["out"] = str(options.get("out") or f"runs/{model}")

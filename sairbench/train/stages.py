@@ -49,7 +49,7 @@ STAGE_OPTIONS: dict[str, str] = {
     "prefill": "the colour presets", "upsample": "the colour presets", "input_residual": "the colour presets",
     "loss": "the colour presets", "self_ensemble": "the colour presets",
 }
-COLOUR_ONLY = ("prefill", "upsample", "input_residual", "loss", "self_ensemble")
+COLOUR_ONLY = tuple(k for k, who in STAGE_OPTIONS.items() if who == "the colour presets")
 
 
 def refuse_unused(cfg: TrainConfig, uses: set[str]) -> None:
@@ -60,23 +60,25 @@ def refuse_unused(cfg: TrainConfig, uses: set[str]) -> None:
             raise SairbenchError(f"{flag} does not apply to `train {cfg.model}` (only to {who}); drop {flag}.")
 
 
-def _checkpoint_or_shipped(cfg: TrainConfig, key: str, stage: str) -> str:
-    """The checkpoint of ``stage`` this stage builds on: the one the user named, else the shipped one
-    when it was trained on the dataset being trained on (a shipped checkpoint of other data is refused)."""
+def _checkpoint_or_shipped(cfg: TrainConfig, key: str, stage: str) -> tuple[str, dict]:
+    """(path, checkpoint) of the ``stage`` this stage builds on, read once: the one the user named,
+    else the shipped one when it was trained on the dataset being trained on (a shipped checkpoint
+    of other data is refused)."""
     path = getattr(cfg, key)
     if path is not None:
-        return path
+        return path, load_checkpoint(path)
     shipped = shipped_path(stage)
     flag = "--" + key.replace("_", "-")
     if not shipped.is_file():
         raise SairbenchError(f"no '{stage}' checkpoint: pass {flag} (from `sairbench train {stage}`) "
                              f"or ship {shipped.name}.")
-    trained_on = (load_checkpoint(shipped).get("data") or {}).get("dataset")
+    ckpt = load_checkpoint(shipped)
+    trained_on = (ckpt.get("data") or {}).get("dataset")
     if trained_on != cfg.dataset:
         raise SairbenchError(f"`train {cfg.model} --dataset {cfg.dataset}` would build on the shipped {stage} stage, "
                              f"trained on '{trained_on}'; train `sairbench train {stage} --dataset {cfg.dataset}` and "
                              f"pass {flag}, or name {shipped} with {flag} to use it anyway.")
-    return str(shipped)
+    return str(shipped), ckpt
 
 
 def build_semantic(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
@@ -111,8 +113,8 @@ def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # --clip-weights or $SAIRBENCH_CLIP_WEIGHTS, $SAIRBENCH_SAM_CHECKPOINT
         enc_spec = EXTERNAL_ENCODERS[cfg.semantic_encoder]
     elif cfg.semantic_encoder == "indomain":
-        path = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
-        ckpt = check_kind(load_checkpoint(path), path, ("indomain-encoder",))
+        path, ckpt = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
+        ckpt = check_kind(ckpt, path, ("indomain-encoder",))
         enc_spec, trained = ckpt["model"]["args"], (ckpt["model"]["sd"], path)
     else:
         raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use indomain, clip or sam.")
@@ -149,15 +151,14 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         refuse_unused(cfg, set(COLOUR_ONLY))
         model = preset.build(cfg.size, **photo)
     else:
-        sir_path = _checkpoint_or_shipped(cfg, "sir_checkpoint", "sir")
-        sir_ckpt = check_kind(load_checkpoint(sir_path), sir_path, ("semantic-branch",),
+        sir_path, sir_ckpt = _checkpoint_or_shipped(cfg, "sir_checkpoint", "sir")
+        sir_ckpt = check_kind(sir_ckpt, sir_path, ("semantic-branch",),
                               "pass --sir-checkpoint a checkpoint of `sairbench train sir`.")
         encoder = sir_ckpt["model"]["args"]["args"]["encoder"]
         refuse_unused(cfg, {*COLOUR_ONLY, "sir_checkpoint", "joint", *(("clip_weights",) if encoder["name"] == "clip-dense" else ())})
         if preset.filler == "sir":
             cfg.inherit("size", sir_ckpt["model"].get("size"), sir_path)
-        model = preset.build(cfg.size,
-                             encoder=sir_ckpt["model"]["args"]["args"]["encoder"], **photo)
+        model = preset.build(cfg.size, encoder=encoder, **photo)
         sd = sir_ckpt["model"]["sd"]
         if preset.filler == "sir":
             load_weights(model.semantic, sd, sir_path)
