@@ -48,14 +48,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def write_errors(path: str | os.PathLike) -> Iterator[None]:
+def write_errors(path: str | os.PathLike, then: str = "run the command again (nothing was changed there)"
+                 ) -> Iterator[None]:
     """Inside the block, an OSError (disk full, read-only folder, no permission) becomes one line
-    naming ``path`` (the block's own clean-up, e.g. ``atomic_path``'s, has run by then)."""
+    naming ``path`` (the block's own clean-up, e.g. ``atomic_path``'s, has run by then); ``then``:
+    what to do once the disk is fixed. ``FileExistsError`` passes through (callers pick another name)."""
     try:
         yield
+    except FileExistsError:
+        raise
     except OSError as exc:
-        raise SairbenchError(f"{path}: could not be written ({exc.strerror or exc}); nothing was changed there; free "
-                             "some space or choose another output folder.") from None
+        raise write_error(path, exc, then) from None
+
+
+def write_error(path: str | os.PathLike, exc: OSError, then: str = "run the command again (nothing was changed "
+                "there)") -> SairbenchError:
+    """The one line for a failed write of ``path``: why, how to fix the disk, then ``then``."""
+    import errno
+
+    why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    return SairbenchError(f"{path}: could not write ({why}); {'free space on that disk' if full else 'make the folder writable'}"
+                          f", then {then}.")
 
 
 def _umask() -> int:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sairbench.errors import SairbenchError
-from sairbench.io import read_mask
+from sairbench.io import read_mask, write_error
 from sairbench.mask_draw import generate_irregular_mask  # the drawing; re-exported here
 from sairbench.scan import files_in
 
@@ -306,8 +306,7 @@ def write_mask_set(folder: str | os.PathLike, items: Iterable[MaskItem], meta: d
         else:
             os.replace(tmp, folder)
     except OSError as exc:
-        raise SairbenchError(f"{folder}: could not write the mask set ({exc.strerror or exc}); nothing was changed "
-                             "there; free some space or choose another folder.") from None
+        raise write_error(folder, exc) from None
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -12,13 +12,11 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from sairbench.errors import SairbenchError
 
@@ -46,10 +44,13 @@ def rows_of(rows) -> list[list[str]]:
     return [[str(p.image), str(p.mask), str(p.bucket)] for p in rows]
 
 
-def part_record(rows, model: str, first_pair: int, fingerprint: str, sha256: str) -> dict[str, Any]:
-    """The record of a part holding ``rows`` (a DataFrame) whose file has digest ``sha256``."""
+def part_record(rows, model: str, first_pair: int, fingerprint: str, sha256: str,
+                pairs: list | None = None) -> dict[str, Any]:
+    """The record of a part holding ``rows`` (a DataFrame) whose file has digest ``sha256``;
+    ``pairs``: ``rows_of(rows)`` when already known."""
     return {"sha256": sha256, "model": model, "first_pair": int(first_pair), "fingerprint": fingerprint,
-            "rows": int(len(rows)), "columns": [str(c) for c in rows.columns], "pairs": rows_of(rows),
+            "rows": int(len(rows)), "columns": [str(c) for c in rows.columns],
+            "pairs": rows_of(rows) if pairs is None else pairs,
             "buckets": sorted({str(b) for b in rows["bucket"]})}
 
 
@@ -57,12 +58,26 @@ def part_problem(path: Path, model: str, first_pair: int, fingerprint: str,
                  pairs: Sequence | None = None) -> str | None:
     """What is wrong with the part file ``path`` of (``model``, ``first_pair``) in the run of
     ``fingerprint`` (None when it may be used); ``pairs``: the chunk's pairs when known."""
+    return checked_part(path, model, first_pair, fingerprint, pairs)[0]
+
+
+def checked_part(path: Path, model: str, first_pair: int, fingerprint: str,
+                 pairs: Sequence | None = None):
+    """(:func:`part_problem`, the part's rows) from one read of the file (rows None when damaged)."""
+    import io
+
     import pandas as pd
 
     try:
-        df = pd.read_parquet(path)
+        data = path.read_bytes()
+        df = pd.read_parquet(io.BytesIO(data))
     except Exception as exc:  # truncated, not parquet (pyarrow raises several types)
-        return f"damaged part file ({type(exc).__name__})"
+        return f"damaged part file ({type(exc).__name__})", None
+    return _problem_of(df, data, path, model, first_pair, fingerprint, pairs), df
+
+
+def _problem_of(df, data: bytes, path: Path, model: str, first_pair: int, fingerprint: str,
+                pairs: Sequence | None) -> str | None:
     missing = [c for c in PART_KEYS if c not in df.columns]
     if missing:
         return f"part file without the column(s) {missing}"
@@ -71,7 +86,8 @@ def part_problem(path: Path, model: str, first_pair: int, fingerprint: str,
         return f"part file holds rows of {', '.join(models) or 'no model'}, not of {model}"
     if pairs is not None and len(df) != len(pairs):
         return f"part file holds {len(df)} row(s), not the {len(pairs)} of its chunk (pairs from {first_pair})"
-    if pairs is not None and rows_of(df) != rows_of(pairs):
+    rows = rows_of(df)
+    if pairs is not None and rows != rows_of(pairs):
         return f"part file holds other (image, mask) pairs than its chunk (pairs from {first_pair})"
     rec = record_path(path)
     try:
@@ -80,11 +96,11 @@ def part_problem(path: Path, model: str, first_pair: int, fingerprint: str,
         record = None
     if not isinstance(record, dict):
         return f"part file not listed in its record ({rec.name} missing or unreadable)"
-    mine = part_record(df, model, first_pair, fingerprint, record.get("sha256", ""))
+    mine = part_record(df, model, first_pair, fingerprint, record.get("sha256", ""), rows)
     for key in ("model", "first_pair", "fingerprint", "rows", "columns", "pairs", "buckets"):
         if record.get(key) != mine[key]:
             return f"part file whose {key} differs from its record {rec.name} (copied or edited)"
-    if file_sha256(path) != record.get("sha256"):
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
         return f"part file edited since it was written (its sha256 differs from {rec.name})"
     return None
 
@@ -112,16 +128,9 @@ def refuse_links(folder: Path, root: Path) -> None:
                 check(p)
 
 
-@contextmanager
-def writing(path: Path) -> Iterator[None]:
-    """Writes to ``path`` inside: a failure (disk full, read-only folder, no permission) becomes one
-    line naming it. ``FileExistsError`` passes through (callers choose another name on it)."""
-    try:
-        yield
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
-        fix = "free space on that disk" if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)) else "make the folder writable"
-        raise SairbenchError(f"{path}: could not write ({why}); {fix}, then run the command again (files written "
-                             "before are kept; --resume continues the run).") from None
+def writing(path: Path):
+    """Writes into a run folder at ``path`` inside: a failure is one line naming it
+    (``sairbench.io.write_errors``), saying that --resume continues the run."""
+    from sairbench.io import write_errors
+
+    return write_errors(path, "run the command again (files written before are kept; --resume continues the run)")

@@ -14,7 +14,7 @@ writes through :class:`RunFolder`::
 A part is used only when it matches its record and the chunk it stands for (:meth:`RunFolder.part_problem`):
 ``--resume`` recomputes any other (one warning line), ``merge`` refuses it naming the file. A folder
 continued with ``--resume`` (or by a shard) may hold no symbolic link that leads out of the results
-root (:meth:`RunFolder.refuse_links`). A write that fails (disk full, read-only folder) is one line
+root (:func:`sairbench.runchecks.refuse_links`). A write that fails (disk full, read-only folder) is one line
 naming the file; every write is atomic, so what was written before stays as it was.
 """
 
@@ -33,7 +33,7 @@ import pandas as pd
 
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path, atomic_write_text
-from sairbench.runchecks import file_sha256, part_problem, part_record, record_path, refuse_links, writing
+from sairbench.runchecks import checked_part, file_sha256, part_problem, part_record, record_path, refuse_links, writing
 
 VERSIONED_PACKAGES = ("sairbench", "torch", "numpy", "scikit-image", "opencv-python-headless", "lpips", "pytorch-fid",
                       "pandas")
@@ -168,11 +168,11 @@ class RunFolder:
         frames = []
         for key in keys:
             path = self.part_path(*key)
-            problem = self.part_problem(*key, pairs_of(key) if pairs_of else None)
+            problem, rows = checked_part(path, *key, self.fingerprint, pairs_of(key) if pairs_of else None)
             if problem:
                 raise SairbenchError(f"{path}: {problem}; run `sairbench run` with the same options and --resume "
                                      "to recompute it.")
-            frames.append(pd.read_parquet(path))
+            frames.append(rows)
         return pd.concat(frames, ignore_index=True)
 
     # -- what every invocation adds -------------------------------------------------------------

@@ -24,16 +24,9 @@ DEFAULT_MAX_ENTRIES = 200_000
 
 def max_entries() -> int:
     """The most directory entries one scan looks at: ``$SAIRBENCH_MAX_SCAN_ENTRIES``, else 200,000."""
-    text = os.environ.get(ENV_MAX_ENTRIES)
-    if not text:
-        return DEFAULT_MAX_ENTRIES
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SairbenchError(f"${ENV_MAX_ENTRIES} {text!r}: give a positive whole number of directory entries.")
-    return value
+    from sairbench.validate import env_limit
+
+    return env_limit(ENV_MAX_ENTRIES, DEFAULT_MAX_ENTRIES)
 
 
 def _inside(path: Path, root: Path) -> bool:
