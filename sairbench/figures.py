@@ -30,6 +30,7 @@ import pandas as pd
 
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_path
+from sairbench.metrics.registry import METRICS
 from sairbench.plotting import model_styles, pyplot, readable_pt, save_figure
 
 RATIO_BINS = np.round(np.arange(0.0, 0.6001, 0.1), 10)
@@ -64,7 +65,7 @@ def binned_curves(per_image: pd.DataFrame, metrics: Sequence[str], bins=RATIO_BI
     return pd.DataFrame(rows, columns=["model", "metric", "bin_lo", "bin_hi", "ratio", "mean", "ci95", "n"])
 
 
-CURVE_LABELS = {"psnr": "PSNR (dB) ↑", "lpips": "LPIPS ↓"}
+CURVE_LABELS = {m: METRICS[m].label for m in ("psnr", "lpips")}  # "PSNR (dB) ↑", "LPIPS ↓"
 
 
 def ratio_curves_figure(per_image: pd.DataFrame, title: str = "", lpips_reason: str = ""):
@@ -191,9 +192,9 @@ def ratio_difference_figure(per_image: pd.DataFrame, title: str = "", reference:
         colour, marker = styles[model]
         ax.errorbar(g["ratio"] + (k - (len(models) - 1) / 2) * step, g["mean_diff"], color=colour, marker=marker,
                     yerr=np.nan_to_num(g["ci95"].to_numpy(np.float64), nan=0.0), ms=4, capsize=3, lw=1.3, label=model)
-    unit = " (dB)" if metric == "psnr" else ""
+    record = METRICS[metric]
     ax.set_xlabel("hole ratio", fontsize=CURVE_FONT)
-    ax.set_ylabel(f"{CURVE_LABELS.get(metric, metric).split(' ')[0]} − {reference}{unit}", fontsize=CURVE_FONT)
+    ax.set_ylabel(f"{record.title} − {reference}{f' ({record.unit})' if record.unit else ''}", fontsize=CURVE_FONT)
     ax.tick_params(labelsize=CURVE_SMALL_FONT)
     ax.set_xlim(0.0, float(edges[-1]))
     ax.grid(alpha=0.3)

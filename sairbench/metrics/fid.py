@@ -120,7 +120,11 @@ def kid(x, y, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, se
     n = len(x)
     if min(int(subset_size), n) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("nan")
-    h = _pair_terms(x, y)
+    return _kid_of_terms(_pair_terms(x, y), subsets, subset_size, seed)
+
+
+def _kid_of_terms(h: np.ndarray, subsets: int, subset_size: int, seed: int) -> float:
+    n = len(h)
     if subset_size >= n:  # every subset is the whole set
         return _u_mean(h)
     return float(np.mean([_u_mean(h[np.ix_(s, s)]) for s in kid_subsets(n, subsets, subset_size, seed)]))
@@ -155,13 +159,25 @@ def kid_ci95(x, y, n_boot: int = N_BOOT, seed: int = 0) -> float:
     """Half width of the 95 % percentile bootstrap interval of the KID U-statistic of the pairs
     (x_i, y_i): per resample, ``h[i, j]`` over distinct pairs i != j weighted by w_i w_j (w: times drawn)."""
     x, y = _features(x), _features(y)
-    n = len(x)
-    if n < 2 or n != len(y):
+    if len(x) < 2 or len(x) != len(y):
         return float("nan")
-    h = _pair_terms(x, y)
-    w = bootstrap_counts(n, n_boot, seed).astype(np.float64)
+    return _kid_ci95_of_terms(_pair_terms(x, y), n_boot, seed)
+
+
+def _kid_ci95_of_terms(h: np.ndarray, n_boot: int, seed: int) -> float:
+    w = bootstrap_counts(len(h), n_boot, seed).astype(np.float64)
     sq = w * w
     num = np.einsum("bi,bi->b", w @ h, w) - sq @ np.diag(h)
     den = w.sum(axis=1) ** 2 - sq.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _half_width(num / den)  # a resample of one distinct pair: 0 / 0, left out
+
+
+def kid_and_ci95(x, y, seed: int = 0) -> tuple[float, float]:
+    """(:func:`kid`, :func:`kid_ci95`) with their defaults, from one computation of the pair terms."""
+    x, y = _features(x), _features(y)
+    n = len(x)
+    if n != len(y) or n < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return kid(x, y, seed=seed), kid_ci95(x, y, seed=seed)  # the edge cases, as each answers them
+    h = _pair_terms(x, y)
+    return _kid_of_terms(h, KID_SUBSETS, KID_SUBSET_SIZE, seed), _kid_ci95_of_terms(h, N_BOOT, seed)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sairbench.errors import SairbenchError
-from sairbench.metrics.fid import fid_ci95, frechet_distance, kid, kid_ci95
+from sairbench.metrics.fid import fid_ci95, frechet_distance, kid_and_ci95
 from sairbench.metrics.fid_inception import FEATURE_DIM, InceptionFeatures, default_inception_features
 
 #: The metrics computed over a set of pairs from Inception features.
@@ -112,7 +112,7 @@ def add_set_metrics(per_image: pd.DataFrame, summary: pd.DataFrame, names: Itera
             elif metric == "fid":
                 value, ci, n = frechet_distance(x, y), fid_ci95(x, y, seed=seed), len(x)
             else:
-                value, ci, n = kid(x, y, seed=seed), kid_ci95(x, y, seed=seed), len(x)
+                (value, ci), n = kid_and_ci95(x, y, seed=seed), len(x)
             rows.append({"model": model, "bucket": bucket, "metric": metric, "mean": value, "ci95": ci, "n": n})
     per_image = per_image.drop(columns=present)
     out = pd.concat([summary, pd.DataFrame(rows)], ignore_index=True) if len(summary) else pd.DataFrame(rows)

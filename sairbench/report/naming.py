@@ -18,9 +18,7 @@ from typing import Callable
 import numpy as np
 
 from sairbench.metrics import MetricField
-
-#: Direction of every metric a table may hold (the registry's, ``sairbench.metrics.METRICS``): True = higher is better.
-DIRECTION = MetricField("higher_is_better")  # live: plugins' metrics included
+from sairbench.metrics.registry import HIGHER_IS_BETTER as DIRECTION  # noqa: F401  (live: plugins' metrics too)
 #: Display name of every metric (the registry's titles).
 METRIC_NAMES = MetricField("title")
 #: Printed decimals per metric (the registry's; 3 for a metric it does not know).
