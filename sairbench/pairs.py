@@ -116,19 +116,13 @@ def dataset_settings(proto: Protocol, **overrides: Any) -> dict[str, Any]:
     return cfg
 
 
-def open_protocol_data(proto: Protocol, dataset: str | None = None, data_root: str | None = None,
-                       limit: int | None = None, mask_dir: str | None = None, size: int | None = None,
-                       fit: str | None = None, labels: bool = True, ds_cfg: dict | None = None) -> ProtocolData:
-    """The dataset, masks and pairs of a protocol run; the keyword arguments override the
-    protocol's (and the dataset's) settings, or ``ds_cfg`` gives them already resolved
-    (``RunOptions.ds_cfg``)."""
-    if ds_cfg is None:
-        ds_cfg = dataset_settings(proto, name=dataset, root=data_root, limit=limit, size=size, fit=fit)
-    ds_cfg = dict(ds_cfg)
+def open_protocol_data(proto: Protocol, ds_cfg: dict | None = None, mask_dir: str | None = None,
+                       labels: bool = True) -> ProtocolData:
+    """The dataset, masks and pairs of a protocol run; ``ds_cfg``: the dataset settings already
+    resolved (``RunOptions.ds_cfg``; None: the protocol's own, :func:`dataset_settings`).
+    A limit below 1 never gets here: the protocol file and ``--limit`` refuse it."""
+    ds_cfg = dict(ds_cfg) if ds_cfg is not None else dataset_settings(proto)
     ds = open_dataset(ds_cfg, proto.seed, labels)
-    if len(ds) == 0 and ds_cfg.get("limit") == 0:
-        raise SairbenchError(f"limit 0 selects no image of dataset '{ds_cfg['name']}'; give a positive limit "
-                             f"(--limit, or 'dataset.limit' in {proto.source or 'the protocol file'}).")
     if len(ds) == 0:
         raise SairbenchError(f"dataset '{ds_cfg['name']}' has no images for split '{ds_cfg.get('split')}'; "
                              "check --data-root.")
