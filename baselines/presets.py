@@ -17,6 +17,22 @@ HOLE2 = {"hole_fraction": 1.0, "lr": 2e-4, "lr_final": 1e-5}
 SIR_ = {"sir_checkpoint": "{sir}"}
 PHOTO = {"dataset": "photos", "image_size": 64, "hole_fraction": 0.75, "lr_final": 1e-5}
 PHOTO_MODEL = {"prefill": "smooth"}  # training options; Preset.photo_options turns them into parts
+LABEL_SIR = {"sir_checkpoint": "{sir@labels}"}
+LABEL_CHAIN = ("`sairbench train sir --semantic-encoder labels` (a labelled dataset), then "
+               "`sairbench train {name} --sir-checkpoint runs/sir/last.pt`")
+# The semantic-headroom study (docs/results-headroom.md): every variant fine-tuned from the shipped
+# LIIF (a semantic one starts as that LIIF: its semantic input's weights start at zero) for the same
+# steps, in the hole, with the same seeds; `headroom-sK` is seed K.
+HEADROOM_STEPS = 1000
+HEADROOM_SEEDS = (1, 2)
+
+
+def headroom(**extra) -> dict[str, dict]:
+    """The recipes ``headroom-s1``, ``headroom-s2``, ... of one variant (``extra``: its semantic stage)."""
+    return {f"headroom-s{k}": {"steps": HEADROOM_STEPS, **T1, "hole_fraction": 1.0, "lr": 2e-4, "lr_final": 1e-5,
+                               "seed": k, "init": "{liif}", **extra} for k in HEADROOM_SEEDS}
+
+
 SAM_CHAIN = ("`sairbench train sir --semantic-encoder sam` (with $SAIRBENCH_SAM_CHECKPOINT set), then "
              "`sairbench train sam-encoder --sir-checkpoint runs/sir/last.pt`")
 
@@ -41,7 +57,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                      "upsample": "resize-conv", "init": "{liif@photos16k}"},
         "photos-residual": {"steps": 3000, **T1, **PHOTO, "lr": 1e-4, **PHOTO_MODEL, "upsample": "resize-conv",
                             "input_residual": True, "loss": "l2", "init": "{liif@photos7k}"},
-        "photos16k": {"steps": 16000, **T1, **PHOTO, "lr": 3e-4, "init": "{liif}"}}),
+        "photos16k": {"steps": 16000, **T1, **PHOTO, "lr": 3e-4, "init": "{liif}"}, **headroom()}),
     Preset("lte", "app", "lte", None, "LTE decoder on the AppEncoder, no semantics", recipes={
         "gpu1500": {"steps": 1500, **T1}, "": {"steps": 1200, **T1, **HOLE, "init": "{lte@gpu1500}"},
         # photographs: the photo LIIF's appearance encoder, a fresh LTE decoder (its input residual is
@@ -57,7 +73,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         # the gpu4000 run's snapshot at step 1600 (its schedule, stopped there): SAIR at LIIF's wall time
         "gpu4000-step1600": {"steps": 4000, "stop_at": 1600, **T1, **SIR_},
         "ft2000": {"steps": 2000, **T1, **HOLE, "init": "{sair@gpu4000}", **SIR_},
-        "": {"steps": 6000, **T1, **HOLE2, "init": "{sair@ft2000}", **SIR_}}),
+        "": {"steps": 6000, **T1, **HOLE2, "init": "{sair@ft2000}", **SIR_}, **headroom(**SIR_)}),
     Preset("semlte", "app", "lte", "sir", "SemLTE: LTE decoder with the SIR embedding (Tab. 4)",
            recipes={"": {"steps": 1500, **T1, **SIR_}}),
     Preset("edsr-w", "edsr", "liif", "sir", "EDSR-baseline encoder with the SIR embedding (Tab. 4)",
@@ -65,7 +81,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("sam-encoder", "app", "liif", "sir", "SAIR with SAM's image encoder as the semantic source (Tab. 6)",
            encoder="sam-encoder", how_to_train=SAM_CHAIN),
     Preset("nfs", "app", "liif", "none", "NFS ablation: masked embedding upsampled, no SIR (Tab. 6)",
-           recipes={"": {"steps": 1500, **T1, **SIR_}}),
+           recipes={"": {"steps": 1500, **T1, **SIR_}, **headroom(**SIR_)}),
+    Preset("oracle", "app", "liif", "none", "semantic headroom: AIR over the ground-truth label map everywhere "
+           "(an oracle; semantic-headroom protocol only)", encoder="label-embedding",
+           encoder_args={"reveal_hole": True}, semantic_stage="sir@labels",
+           how_to_train=LABEL_CHAIN.format(name="oracle"), recipes=headroom(**LABEL_SIR)),
+    Preset("labels-sir", "app", "liif", "sir", "semantic headroom: the label map outside the hole, completed by "
+           "SIR (semantic-headroom protocol only)", encoder="label-embedding", semantic_stage="sir@labels",
+           how_to_train=LABEL_CHAIN.format(name="labels-sir"), recipes=headroom(**LABEL_SIR)),
     Preset("ous", None, "liif", "sir", "OUS ablation: only the SIR embedding, no appearance feature (Tab. 6)",
            recipes={"": {"steps": 1500, **T1, **SIR_}}),
 ]}

@@ -29,10 +29,13 @@ Predict = Callable[[list], tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[s
 
 class ModelPredictions:
     """Predictions of ``model`` on protocol pairs: the hole is zeroed before the model sees the
-    image, the output is composited (prediction in the hole, input elsewhere) at the input size."""
+    image, the output is composited (prediction in the hole, input elsewhere) at the input size.
+    A model that ``reads_labels`` (an oracle of the semantic-headroom protocol) is also given the
+    images' label maps; no other model sees them."""
 
     def __init__(self, model, dataset, masks, device: torch.device):
         self.model, self.dataset, self.masks, self.device = model, dataset, masks, device
+        self.reads_labels = bool(getattr(model, "reads_labels", False))
 
     def __call__(self, pairs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         from sairbench.metrics import to_uint8
@@ -43,7 +46,10 @@ class ModelPredictions:
         mask = torch.from_numpy(m).unsqueeze(1).float().to(self.device)
         masked = image * (1 - mask)  # no model ever sees the hole's content
         with torch.inference_mode():
-            if getattr(self.model, "any_size", False):  # implicit models: query the hole alone (same composite)
+            if self.reads_labels:
+                labels = torch.from_numpy(np.stack([self._label(p) for p in pairs])).to(self.device)
+                pred = self.model.inpaint(masked, mask, region="hole", labels=labels)
+            elif getattr(self.model, "any_size", False):  # implicit models: query the hole alone (same composite)
                 pred = self.model.inpaint(masked, mask, region="hole")
             else:
                 pred = self.model.inpaint(masked, mask)
@@ -51,6 +57,13 @@ class ModelPredictions:
         out_u8 = np.stack([to_uint8(o) for o in out.cpu()])
         rows = [{"image": p.image, "mask": p.mask, "bucket": p.bucket, "ratio": p.ratio} for p in pairs]
         return out_u8, gt, m > 0.5, rows
+
+    def _label(self, pair) -> np.ndarray:
+        label = self.dataset[pair.image_index].label
+        if label is None:
+            raise SairbenchError(f"image '{pair.image}' has no label map, and model "
+                                 f"'{getattr(self.model, 'name', '?')}' reads one; give the dataset its labels.")
+        return label.astype(np.int64)
 
 
 def score_items(items: list, predict: Predict, metrics: list[str], ssim_conv: str, lpips_scorer,

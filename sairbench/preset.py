@@ -146,6 +146,9 @@ class Preset:
         how_to_train: the commands that make a checkpoint when none is shipped.
         recipes: tag -> `sairbench train` options of the shipped checkpoints ('' = the default
             one, e.g. 'ft6000' for ``liif@ft6000``); ``{stage}`` values name the stage's checkpoint.
+        encoder_args: arguments that replace those of the semantic encoder taken from the SIR
+            checkpoint (the oracle: ``{'reveal_hole': True}``, the label map everywhere).
+        semantic_stage: the shipped stage whose checkpoint is the default ``--sir-checkpoint``.
     """
 
     name: str
@@ -156,6 +159,8 @@ class Preset:
     encoder: str | None = None
     how_to_train: str = ""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    encoder_args: dict[str, Any] = field(default_factory=dict)
+    semantic_stage: str = "sir"
 
     @property
     def semantic(self) -> bool:
@@ -241,6 +246,8 @@ class Preset:
             if self.encoder is not None and encoder["name"] != self.encoder:
                 raise SairbenchError(f"preset '{self.name}' needs a SIR trained on '{self.encoder}', not on "
                                      f"'{encoder['name']}'; train it with {self.training_hint()}.")
+            if self.encoder_args:
+                encoder = {"name": encoder["name"], "args": {**(encoder.get("args") or {}), **self.encoder_args}}
             semantic = semantic_spec(encoder, self.filler, size)
             decoder_spec["args"]["extra_dim"] = encoder_embed_dim(encoder)
         args = {"appearance": appearance_spec, "decoder": decoder_spec, "semantic": semantic, "name": self.name}

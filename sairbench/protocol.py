@@ -47,6 +47,13 @@ class ProtocolKind:
     description: str
     honours: frozenset[str] | None = None
     why_not: str = ""
+    scores: str = ""  # the metric kind its runs score (the metric registry's ``kind``); "" = its own name
+    finish: str = ""  # "module:function" (run folder, per-image table) -> None: more tables, once the run's are written
+    labels: bool = False  # its runs give the label maps to the models that read them
+
+    @property
+    def metric_kind(self) -> str:
+        return self.scores or self.name
 
 
 KINDS: dict[str, ProtocolKind] = {k.name: k for k in (
@@ -57,6 +64,14 @@ KINDS: dict[str, ProtocolKind] = {k.name: k for k in (
                  honours=frozenset({"dataset", "data_root", "model", "checkpoint", "limit", "size", "per_bucket", "fit",
                                     "mask_dir", "name", "results", "resume", "train_missing"}),
                  why_not="the probe scores the SIR stage's embeddings in one process; no inpainting model answers"),
+    ProtocolKind("semantic-headroom", "sairbench.run:run_inpainting",
+                 "inpainting with the label maps given to the oracle variants, and the gap to LIIF split into "
+                 "encoder error, SIR filling error and what AIR gains from perfect semantics (labelled data only)",
+                 honours=frozenset({"dataset", "data_root", "model", "checkpoint", "limit", "size", "per_bucket", "fit",
+                                    "mask_dir", "name", "results", "resume", "shard", "device", "threads",
+                                    "train_missing"}),
+                 why_not="the oracles read label maps, which a flipped or transposed image does not carry",
+                 scores="inpainting", finish="sairbench.headroom:write", labels=True),
 )}
 
 
@@ -232,7 +247,7 @@ def load_protocol(name_or_path: str) -> Protocol:
     if data.get("kind", "inpainting") not in KINDS:
         raise SairbenchError(f"{path}: kind = {data['kind']!r} is not one of {', '.join(KINDS)}; fix 'kind'.")
     sections = {key: cls(**_checked(cls, data.get(key, {}), f"{key}.", path)) for key, cls in SECTIONS.items()}
-    kind = data.get("kind", "inpainting")
+    kind = KINDS[data.get("kind", "inpainting")].metric_kind
     if "names" not in data.get("metrics", {}):
         sections["metrics"] = replace(sections["metrics"], names=_default_metric_names(kind))
     _check_metrics(sections["metrics"], kind, path)

@@ -24,7 +24,7 @@ from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_mode
                                 score_items, select_models, sort_rows, summarize)
 from sairbench.pairs import ProtocolData, build_masks, build_pairs, open_dataset, open_protocol_data
 from sairbench.options import RunOptions
-from sairbench.protocol import Protocol
+from sairbench.protocol import KINDS, Protocol
 from sairbench.runfolder import RunFolder, lpips_status
 
 
@@ -32,8 +32,6 @@ def run_protocol(opts: RunOptions, console=None) -> Path:
     """Run ``opts`` (resolved here when it is not yet) with the runner of its protocol's kind and
     write its results folder; returns the folder. Options the kind cannot honour are refused first."""
     import importlib
-
-    from sairbench.protocol import KINDS
 
     if not opts.is_resolved:
         opts = opts.resolve()
@@ -61,15 +59,22 @@ def expected_parts(names, n_pairs: int) -> list[tuple[str, int]]:
 
 
 def run_inpainting(opts: RunOptions, console=None) -> Path:
-    """Every model x pair of an inpainting protocol (the shard ``opts.shard`` of them)."""
+    """Every model x pair of an inpainting protocol (the shard ``opts.shard`` of them). A kind with
+    ``labels`` (semantic-headroom) gives the label maps to the models that read them (its oracles);
+    any other refuses such a model and reads no label file."""
     from sairbench.metrics import default_lpips_scorer
     from sairbench.metrics.set_level import inception_for, inception_settings, per_image_metrics, with_inception
     from sairbench.progress import progress as track
 
     proto, checkpoints, shard = opts.proto, opts.checkpoints, opts.shard_index
-    data = open_protocol_data(proto, mask_dir=opts.mask_dir, labels=False, ds_cfg=opts.ds_cfg)  # inpainting needs no label maps
+    labels = KINDS[proto.kind].labels
+    data = open_protocol_data(proto, mask_dir=opts.mask_dir, labels=labels, ds_cfg=opts.ds_cfg)
+    if labels:
+        validate.has_labels(data.dataset, data.ds_cfg["name"], proto.name)
     names, skipped = select_models(opts.models, checkpoints)
     check_models(names, skipped, proto.name)
+    if not labels:
+        validate.reads_no_labels(names, proto.name)
     settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
                 "checkpoints": checkpoints or {}}
     if opts.self_ensemble is not None:
@@ -108,6 +113,8 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
             if model_name not in loaded:
                 loaded.clear()
                 model = load_model_for_run(model_name, checkpoints, opts.self_ensemble)
+                if not labels:
+                    validate.reads_no_labels([model_name], proto.name, model)
                 model.to(dev)
                 loaded[model_name] = model
                 folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"]), name=model_name))
@@ -156,6 +163,12 @@ def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: Pro
         **fid_status(metrics, folder.settings.get("fid_inception"), device),
     }
     folder.write_meta(meta, device, elapsed_s)
+    finish = KINDS[proto.kind].finish
+    if finish:  # the kind's own tables (semantic-headroom: headroom.csv), from the merged rows
+        import importlib
+
+        module, _, function = finish.partition(":")
+        getattr(importlib.import_module(module), function)(folder.path, per_image)
     return folder.path
 
 
@@ -190,12 +203,12 @@ def load_run_settings(run: str | os.PathLike, rebuild: bool = True) -> RunSettin
     except (KeyError, TypeError) as exc:
         raise SairbenchError(f"{meta}: not a run.json of an inpainting run ({type(exc).__name__}: {exc}); "
                              "re-run the protocol into a new folder.") from None
-    if proto.kind != "inpainting":
+    if proto.kind not in KINDS or KINDS[proto.kind].metric_kind != "inpainting":
         raise SairbenchError(f"{meta}: a '{proto.kind}' run; this needs an inpainting run (`sairbench run --protocol liu2018-masks`, ...).")
     rs = RunSettings(folder, proto, names, dict(folder.settings.get("checkpoints") or {}),
                      self_ensemble=folder.settings.get("self_ensemble"))
     if rebuild:
-        ds = open_dataset(ds_cfg, proto.seed, labels=False)
+        ds = open_dataset(ds_cfg, proto.seed, labels=KINDS[proto.kind].labels)
         masks, desc = build_masks(proto, int(ds_cfg.get("size", 64)), mask_desc.get("folder"))
         if desc != mask_desc:
             raise SairbenchError(f"{meta}: the masks built now ({desc}) differ from the run's ({mask_desc}); "

@@ -206,15 +206,16 @@ def query_block(model, state, out: torch.Tensor, rows: tuple[int, int], cols: tu
 
 
 def run_tiles(model, image: torch.Tensor, mask: torch.Tensor, out_size: tuple[int, int], chunk: int,
-              fast: bool, tile: int | None, margin: int | None = None) -> torch.Tensor:
+              fast: bool, tile: int | None, margin: int | None = None, labels=None) -> torch.Tensor:
     """(B, 3, H', W') in [0, 1] of an implicit model, tile by tile (``tile`` = core side; None or an
-    input of at most ``TILE_ABOVE`` pixels: one pass over the whole image)."""
+    input of at most ``TILE_ABOVE`` pixels: one pass over the whole image). ``labels`` (B, H, W):
+    for a model that reads label maps (semantic, so never tiled)."""
     B, _, H, W = image.shape
     out_h, out_w = out_size
     out = image.new_empty(B, 3, out_h, out_w, dtype=torch.float32)
     per_pass = max(1, chunk // B)
     if not tile or H * W <= TILE_ABOVE:
-        state = model.gen_feat(image, mask)
+        state = model.gen_feat(image, mask, labels=labels)
         if fast:
             model.prepare_queries(state)
         query_block(model, state, out, (0, out_h), (0, out_w), (0, H, 0, W), (H, W), per_pass, fast)
@@ -243,7 +244,7 @@ def run_tiles(model, image: torch.Tensor, mask: torch.Tensor, out_size: tuple[in
     return out
 
 
-def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int) -> torch.Tensor:
+def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int, labels=None) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1]: the model's colours at the missing pixels only, the input elsewhere.
 
     Every image's hole pixels are queried as one list (lists of unequal length are padded with
@@ -258,7 +259,7 @@ def run_hole(model, image: torch.Tensor, mask: torch.Tensor, chunk: int) -> torc
     counts = hole.flatten(1).sum(1)
     if int(counts.max()) == 0:
         return out
-    state = model.gen_feat(image, mask)
+    state = model.gen_feat(image, mask, labels=labels)
     Q = int(counts.max())
     index = torch.zeros(B, Q, dtype=torch.long, device=image.device)
     for b in range(B):

@@ -51,7 +51,7 @@ def train(
     semantic_checkpoint: Optional[str] = typer.Option(None, help="`sir`: trained semantic encoder (default: shipped)"),
     sir_checkpoint: Optional[str] = typer.Option(None, help="semantic presets: trained SIR stage (default: shipped)"),
     joint: bool = typer.Option(False, help="semantic presets: train SIR jointly through the colour loss"),
-    semantic_encoder: str = typer.Option("indomain", help="`sir`: indomain (trained here), clip (open_clip ViT-B/16) or sam"),
+    semantic_encoder: str = typer.Option("indomain", help="`sir`: indomain (trained here), clip (open_clip ViT-B/16), sam, or the label maps (the headroom oracle's source) embedded with the in-domain encoder's class embeddings (labels) or CLIP's text embeddings of the class names (labels-clip)"),
     clip_weights: Optional[str] = typer.Option(None, help="`sir --semantic-encoder clip`: CLIP weights file, or the open_clip "
                                             "tag 'openai' to download (default: $SAIRBENCH_CLIP_WEIGHTS)"),
 ) -> None:

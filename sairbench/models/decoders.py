@@ -112,6 +112,26 @@ class LIIFDecoder(LocalEnsembleDecoder):
     def extra_weight(self):
         return self._w1()[1] if self.extra_dim else None
 
+    def widened_from(self, spec: dict, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This decoder's weights made from those of the decoder ``spec`` (its state dict ``sd``) of the
+        same part and widths with a narrower extra input (LIIF when this is SAIR's AIR): every tensor
+        as it is, the first layer's new extra columns zero, so the model starts as the one it came
+        from. {} when the other decoder is not of that kind."""
+        args = spec.get("args") or {}
+        other_extra = int(args.get("extra_dim", 0))
+        key = "imnet.0.weight"
+        if (spec.get("name") != self.spec.get("name") or key not in sd or other_extra >= self.extra_dim
+                or {k: tuple(v.shape) for k, v in sd.items() if k != key}
+                != {k: tuple(v.shape) for k, v in self.state_dict().items() if k != key}):
+            return {}
+        old, f, e = sd[key], self.feat_dim, self.extra_dim
+        if old.shape[1] != f + other_extra + (self.imnet[0].in_features - f - e):
+            return {}
+        new = old.new_zeros(self.imnet[0].weight.shape)
+        new[:, :f + other_extra] = old[:, :f + other_extra]
+        new[:, f + e:] = old[:, f + other_extra:]
+        return {**sd, key: new}
+
     def predict(self, state, b, idx, rel, rel_cell, extra, projected=False):
         _, We, Wr, Wc, bias = self._w1()
         h1 = rel @ Wr.t() + bias

@@ -85,6 +85,17 @@ class ImplicitInpainter(nn.Module, Inpainter):
         other = (spec.get("args") or {}).get("decoder") or {}
         return [f"decoder.{k}" for k in fresh(other)] if fresh is not None else []
 
+    def decoder_from(self, spec: dict, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Warm start from another preset's model (``spec``, state dict ``sd``): its decoder's weights
+        widened to this decoder's semantic input (``LIIFDecoder.widened_from``: the new input starts
+        at zero weight), keyed ``decoder.*``; {} when the decoders are not of one kind."""
+        widen = getattr(self.decoder, "widened_from", None)
+        other = (spec.get("args") or {}).get("decoder") or {}
+        if widen is None:
+            return {}
+        own = {k[len("decoder."):]: v for k, v in sd.items() if k.startswith("decoder.")}
+        return {f"decoder.{k}": v for k, v in widen(other, own).items()}
+
     # -- LIIF's split -------------------------------------------------------------------
     def encoder_values(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H, W) in [-1, 1]: holes zeroed, then
@@ -93,11 +104,19 @@ class ImplicitInpainter(nn.Module, Inpainter):
         values = (image * 2 - 1) * (1 - mask)
         return values if self.input_fill is None else self.input_fill(values, mask)
 
-    def gen_feat(self, image: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None = None) -> dict[str, Any]:
+    @property
+    def reads_labels(self) -> bool:
+        """True when the model's semantic source is the ground-truth label map (an oracle of the
+        semantic-headroom protocol): ``gen_feat``/``inpaint`` then need ``labels``."""
+        return self.semantic is not None and self.semantic.reads_labels
+
+    def gen_feat(self, image: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None = None,
+                 labels: torch.Tensor | None = None) -> dict[str, Any]:
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) 1 = missing -> per-image state.
 
         ``values`` (B, 3, H, W): ``encoder_values`` computed beforehand over a larger image (a tile's
-        share of a whole-image fill); None computes them here."""
+        share of a whole-image fill); None computes them here. ``labels`` (B, H, W) int: the label
+        maps, read only by a model that ``reads_labels``."""
         mask = mask.to(image.dtype)
         inp = self.encoder_values(image, mask) if values is None else values
         state: dict[str, Any] = {"inp": inp, "mask": mask}
@@ -106,7 +125,7 @@ class ImplicitInpainter(nn.Module, Inpainter):
         else:  # no appearance feature: the decoder's grid is the pixel grid, with no channels
             state["feat"] = inp.new_zeros(inp.shape[0], 0, *inp.shape[-2:])
         if self.semantic is not None:
-            state["semantic"] = self.semantic.gen_feat(image * (1 - mask), mask)
+            state["semantic"] = self.semantic.gen_feat(image * (1 - mask), mask, labels)
         return state
 
     def prepare_queries(self, state: dict[str, Any], cells: torch.Tensor | None = None) -> dict[str, Any]:
@@ -134,9 +153,9 @@ class ImplicitInpainter(nn.Module, Inpainter):
                                       state=state.get("decoder_state"))
         return self.decoder.query_plain(state["feat"], coord, cell, extra_fn=extra_fn, inp=state["inp"])
 
-    def forward(self, image, mask, coord, cell, fast: bool = True) -> torch.Tensor:
-        """Training entry: image/mask as in ``gen_feat``, coord/cell (B, Q, 2) -> (B, Q, 3) in [-1, 1]."""
-        return self.query_rgb(self.gen_feat(image, mask), coord, cell, fast=fast)
+    def forward(self, image, mask, coord, cell, fast: bool = True, labels=None) -> torch.Tensor:
+        """Training entry: image/mask/labels as in ``gen_feat``, coord/cell (B, Q, 2) -> (B, Q, 3) in [-1, 1]."""
+        return self.query_rgb(self.gen_feat(image, mask, labels=labels), coord, cell, fast=fast)
 
     # -- the Inpainter interface ------------------------------------------------------------
     def auto_chunk(self, device: torch.device, budget_bytes: int | None = None) -> int:
@@ -198,9 +217,10 @@ class ImplicitInpainter(nn.Module, Inpainter):
 
     @torch.inference_mode()
     def inpaint(self, image, mask, size=None, chunk: int | None = None, fast: bool = True,
-                precision: str = "fp32", tile: int | None = -1, region: str = "all"):
+                precision: str = "fp32", tile: int | None = -1, region: str = "all", labels=None):
         """image (B, 3, H, W) in [0, 1], mask (B, 1, H, W) -> (B, 3, H', W') in [0, 1].
 
+        ``labels`` (B, H, W) int: the label maps, for a model that ``reads_labels`` (never tiled).
         ``chunk``: queries per pass (default: from the memory budget, see ``auto_chunk``).
         ``precision``: "fp32", or "fp16"/"bf16" autocast (fp16 is meant for GPUs).
         ``region``: "all" queries every output pixel; "hole" (output at the input size only) queries
@@ -223,10 +243,10 @@ class ImplicitInpainter(nn.Module, Inpainter):
             if region == "hole" and (out_h, out_w) == (H, W) and fast:
                 from sairbench.tiling import run_hole
 
-                return run_hole(self, image, mask, chunk)
+                return run_hole(self, image, mask, chunk, labels)
             if region not in ("all", "hole"):
                 raise SairbenchError(f"region {region!r}: use 'all' or 'hole'.")
-            return run_tiles(self, image, mask, (out_h, out_w), chunk, fast, tile)
+            return run_tiles(self, image, mask, (out_h, out_w), chunk, fast, tile, labels=labels)
 
     def to(self, *args, **kwargs):  # nn.Module.to, not Inpainter.to
         return nn.Module.to(self, *args, **kwargs)

@@ -83,6 +83,11 @@ class SelfEnsemble(nn.Module, Inpainter):
         super().__init__()
         if check_self_ensemble(n) == 1 or isinstance(inner, SelfEnsemble):
             raise ValueError("SelfEnsemble wraps an unwrapped model with n in 2, 4, 8; use with_self_ensemble.")
+        if getattr(inner, "reads_labels", False):
+            from sairbench.errors import SairbenchError
+
+            raise SairbenchError(f"model '{getattr(inner, 'name', '?')}' reads label maps, which a flipped or transposed "
+                                 "image does not carry; drop --self-ensemble for it.")
         self.inner = inner
         self.self_ensemble = int(n)
 

@@ -115,8 +115,15 @@ class SemanticBranch(nn.Module):
             for p in self.sir.parameters():
                 p.requires_grad_(flag)
 
-    def embed(self, masked_image: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Frozen encoder: (B, 3, H, W) in [0, 1] -> (B, C, h, w).
+    @property
+    def reads_labels(self) -> bool:
+        """True when the semantic source is the ground-truth label map (``label-embedding``)."""
+        return bool(getattr(self.encoder, "reads_labels", False))
+
+    def embed(self, masked_image: torch.Tensor, mask: torch.Tensor | None,
+              labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Frozen encoder: (B, 3, H, W) in [0, 1] -> (B, C, h, w); ``labels`` (B, H, W): the label
+        maps, read only by a source that ``reads_labels``.
 
         With ``$SAIRBENCH_FEATURE_CACHE=1`` the result is cached per image (and mask), keyed by the
         encoder's spec and weights digest (``sairbench.cache.cached_batch``)."""
@@ -124,6 +131,8 @@ class SemanticBranch(nn.Module):
         from sairbench.digest import tensor_digest
 
         with torch.no_grad():
+            if self.reads_labels:  # a table lookup: nothing worth caching
+                return self.encoder(masked_image, mask, labels=labels)
             if not cache.feature_cache_enabled():
                 return self.encoder(masked_image, mask)
             encoder_key = self.encoder_key()
@@ -143,8 +152,10 @@ class SemanticBranch(nn.Module):
             self._encoder_key = key_digest({"spec": spec, "weights": digest})
         return self._encoder_key
 
-    def gen_feat(self, masked_image: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
-        emb = self.embed(masked_image, mask)
+    def gen_feat(self, masked_image: torch.Tensor, mask: torch.Tensor,
+                 labels: torch.Tensor | None = None) -> dict[str, Any]:
+        """masked_image (B, 3, H, W), mask (B, 1, H, W), labels (B, H, W) or None -> per-image state."""
+        emb = self.embed(masked_image, mask, labels)
         missing = F.adaptive_avg_pool2d(mask.to(emb.dtype), emb.shape[-2:])
         state: dict[str, Any] = {"emb": emb, "missing": missing, "size": tuple(masked_image.shape[-2:])}
         if self.sir is not None:

@@ -64,7 +64,9 @@ def newest_snapshot(out: Path) -> tuple[dict, Path]:
 def load_init_weights(model, cfg: TrainConfig) -> None:
     """Warm start: ``cfg.init``'s weights into ``model``. The checkpoint holds the same model (its
     options may differ: the tensors that still fit are taken), or another preset of the same size
-    with the same appearance encoder (its encoder alone is taken, e.g. LTE from a LIIF)."""
+    with the same appearance encoder: its encoder is taken (e.g. LTE from a LIIF), and its decoder
+    too when the decoders differ only by the semantic input, whose weights start at zero (SAIR from
+    a LIIF starts as that LIIF: ``ImplicitInpainter.decoder_from``)."""
     init = load_checkpoint(cfg.init)
     name, size = init["model"]["name"], init["model"].get("size")
     encoder = model.spec["args"].get("appearance")
@@ -79,15 +81,20 @@ def load_init_weights(model, cfg: TrainConfig) -> None:
     if name == cfg.model:  # same preset, other options (e.g. --upsample): the tensors that still fit
         keep_own = set(getattr(model, "fresh_when_warm_started", lambda spec: ())(init["model"]["args"]))
         what = f"describes other options of '{cfg.model}'"
-    else:  # another preset on the same encoder: the encoder alone
-        keep_own = {k for k in own if not k.startswith("encoder.")}
-        what = f"holds '{name}'; its appearance encoder is taken"
-    fits = {k: v for k, v in init["model"]["sd"].items()
+    else:  # another preset on the same encoder: the encoder, and the decoder widened when it can be
+        widened = getattr(model, "decoder_from", lambda spec, sd: {})(init["model"]["args"], init["model"]["sd"])
+        keep_own = {k for k in own if not k.startswith("encoder.") and k not in widened}
+        what = f"holds '{name}'; its appearance encoder{' and decoder (semantic input at zero)' if widened else ''} is taken"
+    source = {**init["model"]["sd"], **widened} if name != cfg.model else init["model"]["sd"]
+    fits = {k: v for k, v in source.items()
             if k in own and tuple(own[k].shape) == tuple(v.shape) and k not in keep_own}
     model.load_state_dict(fits, strict=False)
-    fresh = sorted(k for k in own if k not in fits)
-    print(f"init: {cfg.init} {what}; {len(fits)} of {len(own)} tensors taken from it, {len(fresh)} start fresh "
-          f"({', '.join(fresh[:4])}{', ...' if len(fresh) > 4 else ''})", file=sys.stderr, flush=True)
+    semantic = [k for k in own if k.startswith("semantic.")]  # from --sir-checkpoint, already loaded
+    fresh = sorted(k for k in own if k not in fits and k not in semantic)
+    print(f"init: {cfg.init} {what}; {len(fits)} of {len(own)} tensors taken from it"
+          f"{f', {len(semantic)} (the semantic branch) from the SIR checkpoint' if semantic else ''}, {len(fresh)} start "
+          f"fresh{' (' + ', '.join(fresh[:4]) + (', ...' if len(fresh) > 4 else '') + ')' if fresh else ''}",
+          file=sys.stderr, flush=True)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -119,7 +126,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, model=N
     ckpt_path = out / "last.pt"
 
     dataset = get_dataset(cfg.dataset, split="train", size=cfg.image_size, root=cfg.data_root, seed=cfg.seed,
-                          labels=needs_labels(cfg.model))
+                          labels=needs_labels(cfg))
     steps_per_epoch = max(1, len(dataset) // cfg.schedule.batch)
     if cfg.schedule.name == "paper" and not cfg.schedule.steps:
         cfg.schedule.steps = (cfg.epochs or 200) * steps_per_epoch

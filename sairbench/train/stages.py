@@ -37,14 +37,15 @@ class Stage:
     description: str
     recipe: dict[str, Any]
     needs_labels: bool = False
+    tagged: dict[str, dict[str, Any]] | None = None  # tag -> recipe of a shipped variant (``sir@labels``)
 
 
 # Options that only some stages use; any other stage refuses them when the user sets them.
 SEMANTIC_PRESETS = "the semantic presets (sair, semlte, edsr-w, nfs, ous, sam-encoder)"
 STAGE_OPTIONS: dict[str, str] = {
     "semantic_encoder": "`train sir`",
-    "semantic_checkpoint": "`train sir` with the in-domain encoder",
-    "clip_weights": "`train sir --semantic-encoder clip` and presets built on a CLIP SIR",
+    "semantic_checkpoint": "`train sir` with the in-domain encoder or its labels",
+    "clip_weights": "`train sir --semantic-encoder clip` (or labels-clip) and presets built on a CLIP SIR",
     "sir_checkpoint": SEMANTIC_PRESETS, "joint": SEMANTIC_PRESETS,
     "prefill": "the colour presets", "upsample": "the colour presets", "input_residual": "the colour presets",
     "loss": "the colour presets", "self_ensemble": "the colour presets",
@@ -102,22 +103,56 @@ def build_semantic(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
 
 
 EXTERNAL_ENCODERS = {"clip": {"name": "clip-dense", "args": {}}, "sam": {"name": "sam-encoder", "args": {}}}
+SEMANTIC_ENCODERS = ("indomain", "clip", "sam", "labels", "labels-clip")
+
+
+def label_source(cfg: TrainConfig, dataset) -> tuple[dict, tuple[dict, str]]:
+    """(spec, (weights, where from)) of the ``label-embedding`` source of `train sir --semantic-encoder
+    labels` / ``labels-clip``: the dataset's label maps embedded with the class embeddings of the
+    in-domain encoder (``--semantic-checkpoint``) or of CLIP's text tower (the class names' prompts;
+    ``--clip-weights``), at that encoder's stride, so that the labels speak its space
+    (``sairbench.semantic.labels``)."""
+    from sairbench.semantic.labels import LabelEmbedding
+
+    classes = list(getattr(dataset, "classes", None) or [])
+    if not classes:
+        raise SairbenchError(f"dataset '{cfg.dataset}' has no class labels; --semantic-encoder {cfg.semantic_encoder} "
+                             "needs a labelled dataset.")
+    if cfg.semantic_encoder == "labels-clip":
+        encoder, path = make(EXTERNAL_ENCODERS["clip"]), "CLIP's text tower"
+        table = encoder.class_embeddings(classes)
+    else:
+        path, ckpt = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
+        ckpt = check_kind(ckpt, path, ("indomain-encoder",))
+        encoder = make(ckpt["model"]["args"])
+        load_weights(encoder, ckpt["model"]["sd"], path)
+        if classes != list(encoder.classes):
+            raise SairbenchError(f"{path}: its encoder knows {len(encoder.classes)} classes of another dataset, not the "
+                                 f"{len(classes)} of '{cfg.dataset}'; pass --semantic-checkpoint an encoder of "
+                                 f"`sairbench train semantic --dataset {cfg.dataset}`.")
+        table = encoder.class_embeddings()
+    args = {"classes": classes, "embed_dim": int(table.shape[1]), "stride": int(encoder.stride), "reveal_hole": False,
+            "source": encoder.name, "name": f"labels-{cfg.dataset}"}
+    labels = LabelEmbedding(**args).set_class_table(table)
+    return {"name": "label-embedding", "args": args}, (labels.state_dict(), path)
 
 
 def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     from sairbench.models.sir import bilinear_points
 
     trained = None  # (weights, file) of the in-domain encoder
-    refuse_unused(cfg, {"semantic_encoder", {"indomain": "semantic_checkpoint", "clip": "clip_weights"}.get(
-        cfg.semantic_encoder, "")})
+    refuse_unused(cfg, {"semantic_encoder", {"indomain": "semantic_checkpoint", "labels": "semantic_checkpoint",
+                                             "clip": "clip_weights", "labels-clip": "clip_weights"}.get(cfg.semantic_encoder, "")})
     if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # --clip-weights or $SAIRBENCH_CLIP_WEIGHTS, $SAIRBENCH_SAM_CHECKPOINT
         enc_spec = EXTERNAL_ENCODERS[cfg.semantic_encoder]
     elif cfg.semantic_encoder == "indomain":
         path, ckpt = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
         ckpt = check_kind(ckpt, path, ("indomain-encoder",))
         enc_spec, trained = ckpt["model"]["args"], (ckpt["model"]["sd"], path)
+    elif cfg.semantic_encoder in ("labels", "labels-clip"):
+        enc_spec, trained = label_source(cfg, dataset)
     else:
-        raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use indomain, clip or sam.")
+        raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use one of {', '.join(SEMANTIC_ENCODERS)}.")
     model = make({"name": "semantic-branch",
                   "args": {"encoder": enc_spec, "filler": "sir", "sir": dict(SIR[cfg.size]), "train_sir": True}})
     if hasattr(model.encoder, "spec_args"):  # CLIP, SAM: record the encoder as built (size, weights digest)
@@ -126,13 +161,13 @@ def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         load_weights(model.encoder, *trained)
 
     def loss(m, batch):
-        image, mask, coord = batch[0], batch[1], batch[2]
-        state = m.gen_feat(image * (1 - mask), mask)
+        image, mask, coord, label = batch[0], batch[1], batch[2], batch[5]
+        state = m.gen_feat(image * (1 - mask), mask, label)
         B, Q = coord.shape[:2]
         bidx = torch.arange(B, device=coord.device).repeat_interleave(Q)
         pred = m.query(state, coord.reshape(-1, 2), bidx)
         with torch.no_grad():
-            target = bilinear_points(m.embed(image, None), coord.reshape(-1, 2), bidx)
+            target = bilinear_points(m.embed(image, None, label), coord.reshape(-1, 2), bidx)
         return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
 
     return model, loss
@@ -151,7 +186,7 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
         refuse_unused(cfg, set(COLOUR_ONLY))
         model = preset.build(cfg.size, **photo)
     else:
-        sir_path, sir_ckpt = _checkpoint_or_shipped(cfg, "sir_checkpoint", "sir")
+        sir_path, sir_ckpt = _checkpoint_or_shipped(cfg, "sir_checkpoint", preset.semantic_stage)
         sir_ckpt = check_kind(sir_ckpt, sir_path, ("semantic-branch",),
                               "pass --sir-checkpoint a checkpoint of `sairbench train sir`.")
         encoder = sir_ckpt["model"]["args"]["args"]["encoder"]
@@ -169,8 +204,12 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
 
     colour_loss = F.mse_loss if cfg.loss == "l2" else F.l1_loss
 
+    reads_labels = getattr(model, "reads_labels", False)
+
     def loss(m, batch):
-        image, mask, coord, cell, target = batch[:5]
+        image, mask, coord, cell, target, label = batch[:6]
+        if reads_labels:
+            return colour_loss(m(image, mask, coord, cell, fast=cfg.fast, labels=label), target)
         return colour_loss(m(image, mask, coord, cell, fast=cfg.fast), target)
 
     return model, loss
@@ -180,7 +219,10 @@ STAGES: dict[str, Stage] = {
     "semantic": Stage("semantic", build_semantic, "in-domain semantic encoder (labelled dataset)",
                       {"steps": 1000, "threads": 1}, needs_labels=True),
     "sir": Stage("sir", build_sir, "SIR over a frozen semantic encoder (stage 1)",
-                 {"steps": 1500, "threads": 1, "semantic_checkpoint": "{semantic}"}),
+                 {"steps": 1500, "threads": 1, "semantic_checkpoint": "{semantic}"},
+                 # the labels outside the hole completed by SIR (the semantic-headroom study)
+                 tagged={"labels": {"steps": 1500, "threads": 1, "semantic_encoder": "labels",
+                                    "semantic_checkpoint": "{semantic}"}}),
 }
 
 
@@ -191,9 +233,15 @@ def build_for_training(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss
     return stage.build(cfg, dataset) if stage is not None else build_colour(cfg, dataset)
 
 
-def needs_labels(model: str) -> bool:
-    """Whether training ``model`` reads label maps (only the semantic stage does)."""
-    return model in STAGES and STAGES[model].needs_labels
+def needs_labels(cfg: TrainConfig) -> bool:
+    """Whether training ``cfg.model`` reads label maps: the semantic stage, SIR over the label maps,
+    and the presets whose semantic source is the label map (the oracle)."""
+    from sairbench.registry import get_spec
+
+    if cfg.model in STAGES:
+        return STAGES[cfg.model].needs_labels or (cfg.model == "sir" and cfg.semantic_encoder.startswith("labels"))
+    preset = get_spec(cfg.model).preset
+    return preset is not None and preset.encoder == "label-embedding"
 
 
 def recipe_of(name: str) -> dict[str, Any] | None:
@@ -203,6 +251,9 @@ def recipe_of(name: str) -> dict[str, Any] | None:
     if name in STAGES:
         return dict(STAGES[name].recipe)
     base, tag = parse_name(name)
+    if base in STAGES:
+        recipe = (STAGES[base].tagged or {}).get(tag or "")
+        return dict(recipe) if recipe is not None else None
     preset = get_spec(base).preset
     if preset is None:
         return None

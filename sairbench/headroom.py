@@ -1,0 +1,159 @@
+"""The semantic-headroom protocol: how much semantics can add to AIR, and how much of it SAIR captures.
+
+Five semantic sources feed the same AIR (appearance encoder + LIIF decoder), each a preset row
+fine-tuned from the same LIIF with the same schedule and seeds (``baselines/presets.py``):
+
+=================  ============  ====================================================
+variant            preset        the semantic embedding AIR reads
+=================  ============  ====================================================
+none               liif          nothing (LIIF)
+encoder, no fill   nfs           the encoder's embedding of the masked image, upsampled
+encoder + SIR      sair          the same, completed in the hole by SIR (SAIR)
+labels + SIR       labels-sir    the ground-truth labels outside the hole, completed by SIR
+oracle             oracle        the ground-truth labels everywhere
+=================  ============  ====================================================
+
+The gap between the oracle and LIIF (what AIR gains from perfect semantics) splits exactly into
+three paired differences: ``oracle - labels+SIR`` (SIR's filling error: the labels of the hole
+unknown), ``labels+SIR - encoder+SIR`` (the encoder's error: predicted instead of true labels,
+both completed by SIR) and ``encoder+SIR - none`` (what SAIR gains). Each is a per-image paired
+difference (same images and masks), averaged over the seeds the run has, with a bootstrap 95 %
+interval; each seed's own difference is listed beside it, so that the seed spread can be read
+next to the effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sairbench.errors import SairbenchError
+
+VARIANTS = {"none": "liif", "encoder-nfs": "nfs", "encoder-sir": "sair", "labels-sir": "labels-sir", "oracle": "oracle"}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """``plus`` - ``minus`` of two variants, and what the difference means."""
+
+    name: str
+    plus: str
+    minus: str
+    meaning: str
+
+
+EFFECTS = (
+    Effect("perfect semantics", "oracle", "none", "what AIR gains from the true labels everywhere (the headroom)"),
+    Effect("SIR filling error", "oracle", "labels-sir", "lost when the hole's labels must be completed by SIR"),
+    Effect("encoder error", "labels-sir", "encoder-sir", "lost when the encoder's embedding replaces the true labels"),
+    Effect("SAIR gain", "encoder-sir", "none", "what SAIR (encoder + SIR) gains over LIIF"),
+    Effect("SIR over no fill", "encoder-sir", "encoder-nfs", "what SIR's completion adds to the encoder's embedding"),
+)
+HEADROOM, CAPTURED = EFFECTS[0], EFFECTS[3]
+
+
+def variant_of(model: str) -> tuple[str, str] | None:
+    """(variant, seed group) of a run's model name: ``oracle@headroom-s1`` -> ("oracle", "headroom-s1");
+    None for a model that is no variant. A name without a tag is its own group ("")."""
+    base, _, tag = model.partition("@")
+    for variant, preset in VARIANTS.items():
+        if base == preset:
+            return variant, tag
+    return None
+
+
+def variant_table(per_image: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows: one (image, mask, bucket) each; columns: (variant, group) -> ``metric``. Only groups
+    that have every variant an effect needs are kept by :func:`decompose`."""
+    rows = per_image[["model", "image", "mask", "bucket", metric]].copy()
+    found = rows["model"].map(variant_of)
+    rows = rows[found.notna()]
+    rows["variant"] = [v for v, _ in found[found.notna()]]
+    rows["group"] = [g for _, g in found[found.notna()]]
+    return rows.pivot_table(index=["image", "mask", "bucket"], columns=["variant", "group"], values=metric,
+                            aggfunc="first")
+
+
+def decompose(per_image: pd.DataFrame, metric: str = "psnr", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The effects of ``EFFECTS`` per bucket (and "all"): mean paired difference of ``metric`` over
+    the seed groups that have both variants, its bootstrap 95 % interval (over images x masks), each
+    group's own mean difference and the spread (max - min) of those; plus the share of the headroom
+    SAIR captures (ratio of the two means, bootstrap interval from the same resamples)."""
+    from sairbench.stats import paired_test
+
+    table = variant_table(per_image, metric)
+    groups = sorted({g for _, g in table.columns})
+    out = []
+    for bucket in [*sorted(table.index.get_level_values("bucket").unique()), "all"]:
+        sub = table if bucket == "all" else table.xs(bucket, level="bucket", drop_level=False)
+        diffs: dict[str, np.ndarray] = {}
+        for effect in EFFECTS:
+            both = [g for g in groups if (effect.plus, g) in sub.columns and (effect.minus, g) in sub.columns]
+            if not both:
+                continue
+            per_group = {g: (sub[(effect.plus, g)] - sub[(effect.minus, g)]).to_numpy(float) for g in both}
+            d = np.mean(np.stack(list(per_group.values())), axis=0)  # the seeds' mean, per image
+            diffs[effect.name] = d
+            test = paired_test(d, np.zeros_like(d), n_boot=n_boot, seed=seed)
+            by_group = {g: float(np.nanmean(v)) for g, v in per_group.items()}
+            out.append({"bucket": bucket, "effect": effect.name, "plus": effect.plus, "minus": effect.minus,
+                        "metric": metric, "mean": test["mean_diff"], "ci_low": test["ci_low"], "ci_high": test["ci_high"],
+                        "p_wilcoxon": test["p_wilcoxon"], "n": test["n"], "seeds": len(both),
+                        "by_seed": ", ".join(f"{g or 'untagged'}: {v:+.3f}" for g, v in by_group.items()),
+                        "seed_spread": float(max(by_group.values()) - min(by_group.values()))})
+        if HEADROOM.name in diffs and CAPTURED.name in diffs:
+            out.append({"bucket": bucket, "effect": "share captured", "plus": CAPTURED.name, "minus": HEADROOM.name,
+                        "metric": metric, **_share(diffs[CAPTURED.name], diffs[HEADROOM.name], n_boot, seed)})
+    if not out:
+        raise SairbenchError("the run has no pair of semantic-headroom variants of one seed (models "
+                             f"{', '.join(f'{p}@TAG' for p in VARIANTS.values())}); run the protocol's models.")
+    return pd.DataFrame(out)
+
+
+def _share(captured: np.ndarray, headroom: np.ndarray, n_boot: int, seed: int) -> dict:
+    """mean(captured) / mean(headroom) with a paired bootstrap 95 % interval over images x masks."""
+    keep = np.isfinite(captured) & np.isfinite(headroom)
+    c, h = captured[keep], headroom[keep]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(c), size=(n_boot, len(c)))
+    ratios = c[idx].mean(1) / h[idx].mean(1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return {"mean": float(c.mean() / h.mean()), "ci_low": float(low), "ci_high": float(high), "n": int(len(c))}
+
+
+def write(folder: Path, per_image: pd.DataFrame, metrics=("psnr", "ssim")) -> pd.DataFrame | None:
+    """``headroom.csv`` in the run folder (atomic): the decomposition of every metric the run has
+    (the semantic-headroom kind's ``finish``, after the run's own tables)."""
+    from sairbench.errors import warn_once
+    from sairbench.io import atomic_write_text
+
+    try:
+        table = pd.concat([decompose(per_image, m) for m in metrics if m in per_image.columns], ignore_index=True)
+    except SairbenchError as err:  # the run's own tables stand; only the decomposition cannot be made
+        warn_once(f"{folder}: no headroom.csv: {err}")
+        return None
+    atomic_write_text(folder / "headroom.csv", table.to_csv(index=False))
+    return table
+
+
+def print_summary(folder: Path, console) -> None:
+    """The PSNR decomposition of ``folder``/headroom.csv as a rich table."""
+    table = pd.read_csv(folder / "headroom.csv")
+    console.print(rich_table(table[table["metric"] == "psnr"], "semantic headroom, PSNR (dB): paired, 95 % CI"))
+
+
+def rich_table(table: pd.DataFrame, title: str):
+    from rich.table import Table
+
+    out = Table(title=title)
+    for col in ("bucket", "effect", "mean", "95 % CI", "by seed"):
+        out.add_column(col, justify="right" if col in ("mean", "95 % CI") else "left")
+    for r in table.itertuples():
+        share = r.effect == "share captured"
+        fmt = (lambda v: f"{v:.0%}") if share else (lambda v: f"{v:+.3f}")
+        out.add_row(str(r.bucket), r.effect, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+                    "" if share or not isinstance(r.by_seed, str) else r.by_seed)
+    return out
