@@ -22,15 +22,20 @@ LABEL_CHAIN = ("`sairbench train sir --semantic-encoder labels` (a labelled data
                "`sairbench train {name} --sir-checkpoint runs/sir/last.pt`")
 # The semantic-headroom study (docs/results-headroom.md): every variant fine-tuned from the shipped
 # LIIF (a semantic one starts as that LIIF: its semantic input's weights start at zero) for the same
-# steps, in the hole, with the same seeds; `headroom-sK` is seed K.
+# steps, in the hole, with the same seeds; `headroom-sK` is seed K. `headroom3k-s1`: the same schedule
+# stretched to 3000 steps (liif, sair, oracle), to see how the estimate moves with training.
 HEADROOM_STEPS = 1000
 HEADROOM_SEEDS = (1, 2)
 
 
-def headroom(**extra) -> dict[str, dict]:
-    """The recipes ``headroom-s1``, ``headroom-s2``, ... of one variant (``extra``: its semantic stage)."""
-    return {f"headroom-s{k}": {"steps": HEADROOM_STEPS, **T1, "hole_fraction": 1.0, "lr": 2e-4, "lr_final": 1e-5,
-                               "seed": k, "init": "{liif}", **extra} for k in HEADROOM_SEEDS}
+def headroom(tag: str = "headroom", steps: int = HEADROOM_STEPS, seeds=HEADROOM_SEEDS, **extra) -> dict[str, dict]:
+    """The recipes ``{tag}-s1``, ``{tag}-s2``, ... of one variant (``extra``: its semantic stage)."""
+    return {f"{tag}-s{k}": {"steps": steps, **T1, "hole_fraction": 1.0, "lr": 2e-4, "lr_final": 1e-5,
+                            "seed": k, "init": "{liif}", **extra} for k in seeds}
+
+
+def headroom_long(**extra) -> dict[str, dict]:
+    return headroom("headroom3k", 3000, (1,), **extra)
 
 
 SAM_CHAIN = ("`sairbench train sir --semantic-encoder sam` (with $SAIRBENCH_SAM_CHECKPOINT set), then "
@@ -57,7 +62,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                      "upsample": "resize-conv", "init": "{liif@photos16k}"},
         "photos-residual": {"steps": 3000, **T1, **PHOTO, "lr": 1e-4, **PHOTO_MODEL, "upsample": "resize-conv",
                             "input_residual": True, "loss": "l2", "init": "{liif@photos7k}"},
-        "photos16k": {"steps": 16000, **T1, **PHOTO, "lr": 3e-4, "init": "{liif}"}, **headroom()}),
+        "photos16k": {"steps": 16000, **T1, **PHOTO, "lr": 3e-4, "init": "{liif}"}, **headroom(), **headroom_long()}),
     Preset("lte", "app", "lte", None, "LTE decoder on the AppEncoder, no semantics", recipes={
         "gpu1500": {"steps": 1500, **T1}, "": {"steps": 1200, **T1, **HOLE, "init": "{lte@gpu1500}"},
         # photographs: the photo LIIF's appearance encoder, a fresh LTE decoder (its input residual is
@@ -73,7 +78,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         # the gpu4000 run's snapshot at step 1600 (its schedule, stopped there): SAIR at LIIF's wall time
         "gpu4000-step1600": {"steps": 4000, "stop_at": 1600, **T1, **SIR_},
         "ft2000": {"steps": 2000, **T1, **HOLE, "init": "{sair@gpu4000}", **SIR_},
-        "": {"steps": 6000, **T1, **HOLE2, "init": "{sair@ft2000}", **SIR_}, **headroom(**SIR_)}),
+        "": {"steps": 6000, **T1, **HOLE2, "init": "{sair@ft2000}", **SIR_}, **headroom(**SIR_), **headroom_long(**SIR_)}),
     Preset("semlte", "app", "lte", "sir", "SemLTE: LTE decoder with the SIR embedding (Tab. 4)",
            recipes={"": {"steps": 1500, **T1, **SIR_}}),
     Preset("edsr-w", "edsr", "liif", "sir", "EDSR-baseline encoder with the SIR embedding (Tab. 4)",
@@ -85,7 +90,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("oracle", "app", "liif", "none", "semantic headroom: AIR over the ground-truth label map everywhere "
            "(an oracle; semantic-headroom protocol only)", encoder="label-embedding",
            encoder_args={"reveal_hole": True}, semantic_stage="sir@labels",
-           how_to_train=LABEL_CHAIN.format(name="oracle"), recipes=headroom(**LABEL_SIR)),
+           how_to_train=LABEL_CHAIN.format(name="oracle"), recipes={**headroom(**LABEL_SIR), **headroom_long(**LABEL_SIR)}),
     Preset("labels-sir", "app", "liif", "sir", "semantic headroom: the label map outside the hole, completed by "
            "SIR (semantic-headroom protocol only)", encoder="label-embedding", semantic_stage="sir@labels",
            how_to_train=LABEL_CHAIN.format(name="labels-sir"), recipes=headroom(**LABEL_SIR)),

@@ -37,6 +37,12 @@ def budget() -> tuple[str, float]:
     return "\n".join(rows), total / 3600
 
 
+def effects_list() -> str:
+    from sairbench.headroom import EFFECTS
+
+    return "\n".join(f"- **{e.name}** = {e.plus} - {e.minus}: {e.meaning}." for e in EFFECTS)
+
+
 def decomposition(run: Path, metric: str) -> str:
     table = pd.read_csv(run / "headroom.csv")
     table = table[table["metric"] == metric]
@@ -122,6 +128,8 @@ Paired per image x mask (same images and masks for every variant); each variant'
 of its two seeds; bootstrap 95 % interval over the pairs; "each seed" is the same difference within
 one seed, and the spread between them is the seed variance to read next to each effect. The
 headroom splits exactly: perfect semantics = SIR filling error + encoder error + SAIR gain.
+
+{effects_list()}
 
 {decomposition(args.run, 'psnr')}
 

@@ -230,9 +230,7 @@ def qualitative_outputs(run: Path, n_images: int = 4, image_names: Sequence[str]
     """
     import torch
 
-    from sairbench.evaluate import load_model_for_run
-    from sairbench.inpainter import composite
-    from sairbench.metrics import to_uint8
+    from sairbench.evaluate import ModelPredictions, load_model_for_run
     from sairbench.run import load_run_settings
 
     rs = load_run_settings(run)
@@ -253,18 +251,12 @@ def qualitative_outputs(run: Path, n_images: int = 4, image_names: Sequence[str]
     gt = np.stack([rs.data.dataset[p.image_index].image for p in chosen])
     holes = np.stack([np.asarray(rs.data.masks[p.mask_index].mask, bool) for p in chosen])
     dev = torch.device(device)
-    image = torch.from_numpy(gt).permute(0, 3, 1, 2).float().div(255).to(dev)
-    mask = torch.from_numpy(holes).unsqueeze(1).float().to(dev)
-    masked = image * (1 - mask)
     outputs = {}
-    for name in rs.names:
+    for name in rs.names:  # as the run predicted them (the oracles of a headroom run get the label maps)
         model = load_model_for_run(name, rs.checkpoints, rs.self_ensemble)
         model.to(dev)
         torch.manual_seed(rs.proto.seed)
-        with torch.inference_mode():
-            pred = model.inpaint(masked, mask)
-            out = composite(pred.float().clamp(0, 1), image, mask)
-        outputs[name] = np.stack([to_uint8(o) for o in out.cpu()])
+        outputs[name] = ModelPredictions(model, rs.data.dataset, rs.data.masks, dev)(chosen)[0]
         del model
     inputs = np.where(holes[..., None], np.uint8(255), gt).astype(np.uint8)
     return chosen, inputs, outputs, gt

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sairbench.errors import SairbenchError
 
+PROTOCOL = "semantic-headroom"  # the protocol file that runs the study
 VARIANTS = {"none": "liif", "encoder-nfs": "nfs", "encoder-sir": "sair", "labels-sir": "labels-sir", "oracle": "oracle"}
 
 
@@ -53,6 +55,27 @@ EFFECTS = (
     Effect("SIR over no fill", "encoder-sir", "encoder-nfs", "what SIR's completion adds to the encoder's embedding"),
 )
 HEADROOM, CAPTURED = EFFECTS[0], EFFECTS[3]
+
+
+def require_labels(dataset, name: str, protocol: str) -> None:
+    """A one-line refusal of a dataset whose images come without label maps, for ``protocol``."""
+    if len(dataset) and dataset[0].label is None:
+        from sairbench.data.registry import labelled_datasets
+
+        raise SairbenchError(f"protocol '{protocol}' needs label maps, and dataset '{name}' has none; use a labelled "
+                             f"dataset ({', '.join(labelled_datasets())}, or a folder with labels/ beside images/).")
+
+
+def refuse_label_readers(names: list[str], protocol: str, model: Any = None) -> None:
+    """A one-line refusal of a model that reads label maps (the headroom oracles) under a protocol
+    that gives none: by its preset row, or (``model``) by the model loaded from a checkpoint."""
+    from sairbench.registry import get_spec
+
+    for name in names:
+        preset = get_spec(name.split("@")[0]).preset if model is None else None
+        if (model is not None and getattr(model, "reads_labels", False)) or (preset is not None and preset.reads_labels):
+            raise SairbenchError(f"model '{name}' reads the ground-truth label maps (an oracle); run it under "
+                                 f"`sairbench run --protocol {PROTOCOL}`, not '{protocol}'.")
 
 
 def variant_of(model: str) -> tuple[str, str] | None:
@@ -157,3 +180,32 @@ def rich_table(table: pd.DataFrame, title: str):
         out.add_row(str(r.bucket), r.effect, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
                     "" if share or not isinstance(r.by_seed, str) else r.by_seed)
     return out
+
+
+def report_tables(per_image: pd.DataFrame, title: str, label: str) -> list:
+    """The decomposition of a semantic-headroom run's rows as report tables (the kind's ``report``):
+    one per metric, a row per effect (plus - minus, each variant the mean of its seeds), its cells
+    the paired differences per bucket; significant when p < 0.05 and the interval excludes 0."""
+    from sairbench.report.paired import paired_model
+
+    tables = []
+    for metric in ("psnr", "ssim"):
+        if metric not in per_image.columns:
+            continue
+        try:
+            table = decompose(per_image, metric)
+        except SairbenchError:
+            return []
+        effects = table[table["effect"] != "share captured"]
+        share = table[(table["effect"] == "share captured") & (table["bucket"] == "all")]
+        rows = pd.DataFrame({"metric": metric, "bucket": effects["bucket"], "model_a": effects["plus"],
+                             "model_b": effects["minus"], "n": effects["n"], "mean_diff": effects["mean"],
+                             "ci_low": effects["ci_low"], "ci_high": effects["ci_high"], "p_wilcoxon": effects["p_wilcoxon"]})
+        rows["better"] = np.where((rows["p_wilcoxon"] < 0.05) & ((rows["ci_low"] > 0) | (rows["ci_high"] < 0)), "yes", "")
+        names = "; ".join(f"{e.name} = {e.plus} - {e.minus}" for e in EFFECTS)
+        captured = (f" SAIR captures {share['mean'].iloc[0]:.0%} [{share['ci_low'].iloc[0]:.0%}, "
+                    f"{share['ci_high'].iloc[0]:.0%}] of the headroom." if len(share) else "")
+        caption = (f"Semantic headroom in {metric.upper()}: {title}. {names}; each variant the mean of its seeds."
+                   f"{captured}")
+        tables.append(paired_model(rows, caption, f"{label}-headroom-{metric}"))
+    return tables

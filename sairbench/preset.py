@@ -167,6 +167,11 @@ class Preset:
         return self.filler is not None
 
     @property
+    def reads_labels(self) -> bool:
+        """Its semantic source is the ground-truth label map (a semantic-headroom oracle)."""
+        return self.encoder == "label-embedding"
+
+    @property
     def needs(self) -> str:
         if self.encoder is not None:
             return f"a '{self.encoder}' semantic encoder's weights and a model trained on it"
@@ -303,6 +308,10 @@ def preset_availability(preset: Preset):
             return True, ""
         if tag is not None:
             return False, f"no shipped checkpoint {path.name}; give its file with --checkpoint {name}=PATH"
+        if preset.reads_labels:
+            tags = ", ".join(f"{name}@{t}" for t in preset.recipes if shipped_path(f"{name}@{t}").is_file())
+            return False, (f"an oracle (reads label maps): `sairbench run --protocol semantic-headroom` runs "
+                           f"{tags or 'its trained checkpoints'}")
         return False, (f"no shipped checkpoint {path.name}; train it: {preset.training_hint()}, then pass "
                        f"--checkpoint {preset.name}=runs/{preset.name}/last.pt")
 

@@ -49,6 +49,7 @@ class ProtocolKind:
     why_not: str = ""
     scores: str = ""  # the metric kind its runs score (the metric registry's ``kind``); "" = its own name
     finish: str = ""  # "module:function" (run folder, per-image table) -> None: more tables, once the run's are written
+    report: str = ""  # "module:function" (per-image rows, title, label) -> report tables of its own
     labels: bool = False  # its runs give the label maps to the models that read them
 
     @property
@@ -71,7 +72,8 @@ KINDS: dict[str, ProtocolKind] = {k.name: k for k in (
                                     "mask_dir", "name", "results", "resume", "shard", "device", "threads",
                                     "train_missing"}),
                  why_not="the oracles read label maps, which a flipped or transposed image does not carry",
-                 scores="inpainting", finish="sairbench.headroom:write", labels=True),
+                 scores="inpainting", finish="sairbench.headroom:write", report="sairbench.headroom:report_tables",
+                 labels=True),
 )}
 
 

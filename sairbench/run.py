@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from sairbench import timings, validate
+from sairbench import headroom, timings, validate
 from sairbench.errors import SairbenchError
 from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_model_for_run, model_info,
                                 score_items, select_models, sort_rows, summarize)
@@ -70,11 +70,11 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
     labels = KINDS[proto.kind].labels
     data = open_protocol_data(proto, mask_dir=opts.mask_dir, labels=labels, ds_cfg=opts.ds_cfg)
     if labels:
-        validate.has_labels(data.dataset, data.ds_cfg["name"], proto.name)
+        headroom.require_labels(data.dataset, data.ds_cfg["name"], proto.name)
     names, skipped = select_models(opts.models, checkpoints)
     check_models(names, skipped, proto.name)
     if not labels:
-        validate.reads_no_labels(names, proto.name)
+        headroom.refuse_label_readers(names, proto.name)
     settings = {"protocol": proto.to_dict(), "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names,
                 "checkpoints": checkpoints or {}}
     if opts.self_ensemble is not None:
@@ -114,7 +114,7 @@ def run_inpainting(opts: RunOptions, console=None) -> Path:
                 loaded.clear()
                 model = load_model_for_run(model_name, checkpoints, opts.self_ensemble)
                 if not labels:
-                    validate.reads_no_labels([model_name], proto.name, model)
+                    headroom.refuse_label_readers([model_name], proto.name, model)
                 model.to(dev)
                 loaded[model_name] = model
                 folder.record_model_info(model_name, model_info(model, evaluated_at=int(data.ds_cfg["size"]), name=model_name))
@@ -155,7 +155,8 @@ def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: Pro
                                          proto.seed, str(folder.path / "parts"))  # FID/KID rows, features dropped
     folder.write_tables(per_image, summary)
     meta = {
-        "protocol": proto.name, "protocol_file": proto.source, "seed": proto.seed,
+        "protocol": proto.name, "protocol_file": proto.source, **({"kind": proto.kind} if proto.kind != "inpainting" else {}),
+        "seed": proto.seed,
         "dataset": data.ds_cfg, "masks": data.mask_desc, "models": names, "skipped_models": folder.skipped(),
         "model_info": model_infos,
         "semantic_encoder": {m: (i or {}).get("semantic_encoder") for m, i in model_infos.items()},

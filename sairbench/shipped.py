@@ -168,6 +168,8 @@ if __name__ == "__main__":
 
 def short_reason(why: str) -> str:
     """A few words of why a model cannot run here (the full text: ``sairbench models NAME``)."""
+    if "reads label maps" in why:
+        return "no: semantic-headroom only"
     if "weights" in why:
         return "no: needs its weights"
     if "checkpoint" in why:

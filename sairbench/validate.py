@@ -120,27 +120,3 @@ def run_name(given: str | None, protocol_name: Any, protocol_source: str, datase
                              "in the protocol file, or pass --name.")
     return folder_name(f"{source}: 'name' (with the dataset)", f"{protocol_name}_{dataset}")
 
-
-HEADROOM_PROTOCOL = "semantic-headroom"
-
-
-def has_labels(dataset, name: str, protocol: str) -> None:
-    """A one-line refusal of a dataset whose images come without label maps, for ``protocol``."""
-    if len(dataset) and dataset[0].label is None:
-        from sairbench.data.registry import labelled_datasets
-
-        raise SairbenchError(f"protocol '{protocol}' needs label maps, and dataset '{name}' has none; use a labelled "
-                             f"dataset ({', '.join(labelled_datasets())}, or a folder with labels/ beside images/).")
-
-
-def reads_no_labels(names: list[str], protocol: str, model: Any = None) -> None:
-    """A one-line refusal of a model that reads label maps (the headroom oracles) under a protocol
-    that gives none: by its preset row, or (``model``) by the model loaded from a checkpoint."""
-    from sairbench.registry import get_spec
-
-    for name in names:
-        preset = get_spec(name.split("@")[0]).preset if model is None else None
-        if (model is not None and getattr(model, "reads_labels", False)) or (
-                preset is not None and preset.encoder == "label-embedding"):
-            raise SairbenchError(f"model '{name}' reads the ground-truth label maps (an oracle); run it under "
-                                 f"`sairbench run --protocol {HEADROOM_PROTOCOL}`, not '{protocol}'.")

@@ -134,7 +134,7 @@ def test_every_model_runs_or_says_why_not(model, tmp_path):
     base, tag = parse_name(model)
     available, why = get_spec(base).available(tag)
     preset = get_spec(base).preset
-    if preset is not None and preset.encoder == "label-embedding":
+    if preset is not None and preset.reads_labels:
         assert model in error_line(sairbench("run", "-m", model, *TINY, "--results", tmp_path / "refused"))
         result = sairbench("run", "--protocol", "semantic-headroom", "-m", model, *TINY, "--results", tmp_path)
     else:
@@ -157,7 +157,7 @@ def test_the_shipped_stages_are_among_the_cases():
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, module_env):
     """kind -> (the result of the command that built it, folder): an inpainting run, a SIR mIoU run,
-    a `masks export`, an outside method scored by `eval` (the masked inputs as its outputs) and a
+    a semantic-headroom run (two of its variants), a `masks export`, an outside method scored by `eval` (the masked inputs as its outputs) and a
     run in two shards (`--shard 1/2`, `--shard 2/2` into one folder; the last writes the tables)."""
     root = tmp_path_factory.mktemp("commands")
     res = root / "results"
@@ -166,6 +166,8 @@ def folders(tmp_path_factory, module_env):
                        res / "inpainting"),
         "sir-miou": (sairbench("run", "--protocol", "sir-miou", *TINY, "--results", res, "--name", "sir-miou"),
                      res / "sir-miou"),
+        "headroom": (sairbench("run", "--protocol", "semantic-headroom", "-m", "liif@headroom-s1", "-m",
+                               "oracle@headroom-s1", *TINY, "--results", res, "--name", "headroom"), res / "headroom"),
         "export": (sairbench("masks", "export", "--protocol", "liu2018-masks", "-o", root / "export", "--limit", "2"),
                    root / "export"),
     }
@@ -337,7 +339,7 @@ def test_every_reproduce_line_runs_on_the_real_layouts(k, doc_session):
 
 # --- 5. report --html over every kind of run folder ----------------------------------------------
 
-KINDS = ("inpainting", "sir-miou", "outside", "shards")
+KINDS = ("inpainting", "sir-miou", "headroom", "outside", "shards")
 
 
 @pytest.mark.parametrize("kinds", [*([k] for k in KINDS), list(KINDS)], ids=[*KINDS, "all-kinds"])
@@ -350,3 +352,5 @@ def test_report_html_over_every_kind_of_run(kinds, folders, tmp_path):
     for run in runs:  # every run's models are on the page
         for model in set(pd.read_csv(run / "summary.csv")["model"]):
             assert html.escape(model) in page, f"{model} of {run.name} is not in report.html"
+    if "headroom" in kinds:  # the kind's own table: the decomposition
+        assert "Semantic headroom in PSNR" in page and "oracle − none" in page

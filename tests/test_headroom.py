@@ -219,3 +219,17 @@ def test_the_whole_study_on_the_real_layouts(dataset, tmp_path):
     oracle = decompose(per_image, "psnr", n_boot=200)
     got = table[table["metric"] == "psnr"].reset_index(drop=True)
     assert np.allclose(got["mean"], oracle["mean"], equal_nan=True)  # the file is the decomposition of its rows
+    assert_ok(sairbench("report", run, "--out", tmp_path / "report"))
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Semantic headroom in PSNR" in text and "oracle − none" in text and "labels-sir − encoder-sir" in text
+
+
+def test_a_variant_refuses_the_wrong_semantic_stage(tmp_path):
+    """The oracle over an encoder SIR, or labels embedded with another dataset's encoder: one line each."""
+    line = error_line(sairbench("train", "oracle", *STEPS, "--sir-checkpoint", shipped_path("sir"),
+                                "--out", tmp_path / "oracle"))
+    assert "label-embedding" in line
+    root = ade20k_tree(tmp_path / "ade")
+    line = error_line(sairbench("train", "sir", "--semantic-encoder", "labels", "--dataset", "ade20k", "--data-root",
+                                root, *STEPS, "--semantic-checkpoint", shipped_path("semantic"), "--out", tmp_path / "sir"))
+    assert "classes" in line and "ade20k" in line

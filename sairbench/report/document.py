@@ -14,6 +14,7 @@ per set); published tables that belong to no section get one of their own. :func
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -153,6 +154,9 @@ def build_report(
         superseded = tuple(Note("superseded", line) for line in superseded_lines(group.metas))
         table = replace(table, notes=table.notes + superseded)
         paired = _paired_tables(gper, metrics, title, label, pairs, n_boot, seed) if len(gper) else []
+        if len(gper) and group.kind in KINDS and KINDS[group.kind].report:  # the kind's own tables (headroom)
+            module, _, function = KINDS[group.kind].report.partition(":")
+            paired += getattr(importlib.import_module(module), function)(gper, title, label)
         sections.append(Section(title, label, table, paired, group, gper))
 
     for name, pdf in published.items():

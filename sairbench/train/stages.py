@@ -241,7 +241,7 @@ def needs_labels(cfg: TrainConfig) -> bool:
     if cfg.model in STAGES:
         return STAGES[cfg.model].needs_labels or (cfg.model == "sir" and cfg.semantic_encoder.startswith("labels"))
     preset = get_spec(cfg.model).preset
-    return preset is not None and preset.encoder == "label-embedding"
+    return preset is not None and preset.reads_labels
 
 
 def recipe_of(name: str) -> dict[str, Any] | None:
