@@ -24,6 +24,7 @@ next to the effect.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,61 +79,66 @@ def refuse_label_readers(names: list[str], protocol: str, model: Any = None) -> 
                                  f"`sairbench run --protocol {PROTOCOL}`, not '{protocol}'.")
 
 
-def variant_of(model: str) -> tuple[str, str] | None:
-    """(variant, seed group) of a run's model name: ``oracle@headroom-s1`` -> ("oracle", "headroom-s1");
-    None for a model that is no variant. A name without a tag is its own group ("")."""
+def variant_of(model: str) -> tuple[str, str, str] | None:
+    """(variant, study, seed) of a run's model name: ``oracle@headroom-s1`` -> ("oracle", "headroom",
+    "s1"), ``liif@mine`` -> ("none", "mine", ""); None for a model that is no variant. The variants of
+    one study (one schedule) are compared seed by seed; a run may hold several studies."""
     base, _, tag = model.partition("@")
+    study, sep, seed = tag.rpartition("-")
+    if not (sep and re.fullmatch(r"s\d+", seed)):
+        study, seed = tag, ""
     for variant, preset in VARIANTS.items():
         if base == preset:
-            return variant, tag
+            return variant, study, seed
     return None
 
 
 def variant_table(per_image: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Rows: one (image, mask, bucket) each; columns: (variant, group) -> ``metric``. Only groups
-    that have every variant an effect needs are kept by :func:`decompose`."""
+    """Rows: one (image, mask, bucket) each; columns: (variant, study, seed) -> ``metric``."""
     rows = per_image[["model", "image", "mask", "bucket", metric]].copy()
     found = rows["model"].map(variant_of)
     rows = rows[found.notna()]
-    rows["variant"] = [v for v, _ in found[found.notna()]]
-    rows["group"] = [g for _, g in found[found.notna()]]
-    return rows.pivot_table(index=["image", "mask", "bucket"], columns=["variant", "group"], values=metric,
+    for k, key in enumerate(("variant", "study", "seed")):
+        rows[key] = [t[k] for t in found[found.notna()]]
+    return rows.pivot_table(index=["image", "mask", "bucket"], columns=["variant", "study", "seed"], values=metric,
                             aggfunc="first")
 
 
 def decompose(per_image: pd.DataFrame, metric: str = "psnr", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """The effects of ``EFFECTS`` per bucket (and "all"): mean paired difference of ``metric`` over
-    the seed groups that have both variants, its bootstrap 95 % interval (over images x masks), each
-    group's own mean difference and the spread (max - min) of those; plus the share of the headroom
-    SAIR captures (ratio of the two means, bootstrap interval from the same resamples)."""
+    """Per study and bucket (and "all"), the effects of ``EFFECTS``: the mean paired difference of
+    ``metric`` over the study's seeds that have both variants, its bootstrap 95 % interval (over
+    images x masks), each seed's own mean difference and their spread (max - min); plus the share of
+    the headroom SAIR captures (ratio of the two means, bootstrap interval from the same resamples)."""
     from sairbench.stats import paired_test
 
     table = variant_table(per_image, metric)
-    groups = sorted({g for _, g in table.columns})
     out = []
-    for bucket in [*sorted(table.index.get_level_values("bucket").unique()), "all"]:
-        sub = table if bucket == "all" else table.xs(bucket, level="bucket", drop_level=False)
-        diffs: dict[str, np.ndarray] = {}
-        for effect in EFFECTS:
-            both = [g for g in groups if (effect.plus, g) in sub.columns and (effect.minus, g) in sub.columns]
-            if not both:
-                continue
-            per_group = {g: (sub[(effect.plus, g)] - sub[(effect.minus, g)]).to_numpy(float) for g in both}
-            d = np.mean(np.stack(list(per_group.values())), axis=0)  # the seeds' mean, per image
-            diffs[effect.name] = d
-            test = paired_test(d, np.zeros_like(d), n_boot=n_boot, seed=seed)
-            by_group = {g: float(np.nanmean(v)) for g, v in per_group.items()}
-            out.append({"bucket": bucket, "effect": effect.name, "plus": effect.plus, "minus": effect.minus,
-                        "metric": metric, "mean": test["mean_diff"], "ci_low": test["ci_low"], "ci_high": test["ci_high"],
-                        "p_wilcoxon": test["p_wilcoxon"], "n": test["n"], "seeds": len(both),
-                        "by_seed": ", ".join(f"{g or 'untagged'}: {v:+.3f}" for g, v in by_group.items()),
-                        "seed_spread": float(max(by_group.values()) - min(by_group.values()))})
-        if HEADROOM.name in diffs and CAPTURED.name in diffs:
-            out.append({"bucket": bucket, "effect": "share captured", "plus": CAPTURED.name, "minus": HEADROOM.name,
-                        "metric": metric, **_share(diffs[CAPTURED.name], diffs[HEADROOM.name], n_boot, seed)})
+    for study in sorted({st for _, st, _ in table.columns}):
+        seeds = sorted({sd for _, st, sd in table.columns if st == study})
+        for bucket in [*sorted(table.index.get_level_values("bucket").unique()), "all"]:
+            sub = table if bucket == "all" else table.xs(bucket, level="bucket", drop_level=False)
+            diffs: dict[str, np.ndarray] = {}
+            for effect in EFFECTS:
+                both = [sd for sd in seeds if (effect.plus, study, sd) in sub.columns and (effect.minus, study, sd) in sub.columns]
+                if not both:
+                    continue
+                per_seed = {sd: (sub[(effect.plus, study, sd)] - sub[(effect.minus, study, sd)]).to_numpy(float) for sd in both}
+                d = np.mean(np.stack(list(per_seed.values())), axis=0)  # the seeds' mean, per image
+                diffs[effect.name] = d
+                test = paired_test(d, np.zeros_like(d), n_boot=n_boot, seed=seed)
+                by_seed = {sd: float(np.nanmean(v)) for sd, v in per_seed.items()}
+                out.append({"study": study, "bucket": bucket, "effect": effect.name, "plus": effect.plus,
+                            "minus": effect.minus, "metric": metric, "mean": test["mean_diff"], "ci_low": test["ci_low"],
+                            "ci_high": test["ci_high"], "p_wilcoxon": test["p_wilcoxon"], "n": test["n"],
+                            "seeds": len(both), "by_seed": ", ".join(f"{sd or 'one'}: {v:+.3f}" for sd, v in by_seed.items()),
+                            "seed_spread": float(max(by_seed.values()) - min(by_seed.values()))})
+            if HEADROOM.name in diffs and CAPTURED.name in diffs:
+                out.append({"study": study, "bucket": bucket, "effect": "share captured", "plus": CAPTURED.name,
+                            "minus": HEADROOM.name, "metric": metric,
+                            **_share(diffs[CAPTURED.name], diffs[HEADROOM.name], n_boot, seed)})
     if not out:
-        raise SairbenchError("the run has no pair of semantic-headroom variants of one seed (models "
-                             f"{', '.join(f'{p}@TAG' for p in VARIANTS.values())}); run the protocol's models.")
+        raise SairbenchError("the run has no pair of semantic-headroom variants of one study and seed (models "
+                             f"{', '.join(f'{p}@STUDY-sK' for p in VARIANTS.values())}); run the protocol's models.")
     return pd.DataFrame(out)
 
 
@@ -172,20 +178,20 @@ def rich_table(table: pd.DataFrame, title: str):
     from rich.table import Table
 
     out = Table(title=title)
-    for col in ("bucket", "effect", "mean", "95 % CI", "by seed"):
+    for col in ("study", "bucket", "effect", "mean", "95 % CI", "by seed"):
         out.add_column(col, justify="right" if col in ("mean", "95 % CI") else "left")
     for r in table.itertuples():
         share = r.effect == "share captured"
         fmt = (lambda v: f"{v:.0%}") if share else (lambda v: f"{v:+.3f}")
-        out.add_row(str(r.bucket), r.effect, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+        out.add_row(str(r.study), str(r.bucket), r.effect, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
                     "" if share or not isinstance(r.by_seed, str) else r.by_seed)
     return out
 
 
 def report_tables(per_image: pd.DataFrame, title: str, label: str) -> list:
     """The decomposition of a semantic-headroom run's rows as report tables (the kind's ``report``):
-    one per metric, a row per effect (plus - minus, each variant the mean of its seeds), its cells
-    the paired differences per bucket; significant when p < 0.05 and the interval excludes 0."""
+    one per study and metric, a row per effect (plus - minus, each variant the mean of its seeds),
+    its cells the paired differences per bucket; significant when p < 0.05 and the interval excludes 0."""
     from sairbench.report.paired import paired_model
 
     tables = []
@@ -196,16 +202,30 @@ def report_tables(per_image: pd.DataFrame, title: str, label: str) -> list:
             table = decompose(per_image, metric)
         except SairbenchError:
             return []
-        effects = table[table["effect"] != "share captured"]
-        share = table[(table["effect"] == "share captured") & (table["bucket"] == "all")]
-        rows = pd.DataFrame({"metric": metric, "bucket": effects["bucket"], "model_a": effects["plus"],
-                             "model_b": effects["minus"], "n": effects["n"], "mean_diff": effects["mean"],
-                             "ci_low": effects["ci_low"], "ci_high": effects["ci_high"], "p_wilcoxon": effects["p_wilcoxon"]})
-        rows["better"] = np.where((rows["p_wilcoxon"] < 0.05) & ((rows["ci_low"] > 0) | (rows["ci_high"] < 0)), "yes", "")
-        names = "; ".join(f"{e.name} = {e.plus} - {e.minus}" for e in EFFECTS)
-        captured = (f" SAIR captures {share['mean'].iloc[0]:.0%} [{share['ci_low'].iloc[0]:.0%}, "
-                    f"{share['ci_high'].iloc[0]:.0%}] of the headroom." if len(share) else "")
-        caption = (f"Semantic headroom in {metric.upper()}: {title}. {names}; each variant the mean of its seeds."
-                   f"{captured}")
-        tables.append(paired_model(rows, caption, f"{label}-headroom-{metric}"))
+        for study, rows in table.groupby("study", sort=False):
+            tables.append(paired_model(_paired_rows(rows, metric), _caption(rows, metric, study, title),
+                                       f"{label}-headroom-{label_part(study)}-{metric}"))
     return tables
+
+
+def _paired_rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One study's effects as the rows of a paired table (``sairbench.report.paired.paired_table``)."""
+    effects = table[table["effect"] != "share captured"]
+    rows = pd.DataFrame({"metric": metric, "bucket": effects["bucket"], "model_a": effects["plus"],
+                         "model_b": effects["minus"], "n": effects["n"], "mean_diff": effects["mean"],
+                         "ci_low": effects["ci_low"], "ci_high": effects["ci_high"], "p_wilcoxon": effects["p_wilcoxon"]})
+    rows["better"] = np.where((rows["p_wilcoxon"] < 0.05) & ((rows["ci_low"] > 0) | (rows["ci_high"] < 0)), "yes", "")
+    return rows
+
+
+def _caption(table: pd.DataFrame, metric: str, study: str, title: str) -> str:
+    share = table[(table["effect"] == "share captured") & (table["bucket"] == "all")]
+    names = "; ".join(f"{e.name} = {e.plus} - {e.minus}" for e in EFFECTS)
+    captured = (f" SAIR captures {share['mean'].iloc[0]:.0%} [{share['ci_low'].iloc[0]:.0%}, "
+                f"{share['ci_high'].iloc[0]:.0%}] of the headroom." if len(share) else "")
+    return (f"Semantic headroom in {metric.upper()} ({study or 'untagged'}, {int(table['seeds'].max())} seed(s)): "
+            f"{title}. {names}; each variant the mean of its seeds.{captured}")
+
+
+def label_part(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "untagged"

@@ -129,7 +129,7 @@ def test_decomposition_reference_values():
     assert parts == pytest.approx(all_.loc["perfect semantics", "mean"])
     assert all_.loc["share captured", "mean"] == pytest.approx(0.25)
     assert all_.loc["perfect semantics", "seed_spread"] == pytest.approx(0.1)
-    assert "headroom-s1: +1.150" in all_.loc["perfect semantics", "by_seed"]
+    assert "s1: +1.150" in all_.loc["perfect semantics", "by_seed"]
     assert set(table["bucket"]) == {"20-40%", "40-60%", "all"}
     assert [e.name for e in EFFECTS] == list(all_.index[:len(EFFECTS)])
 
@@ -139,8 +139,20 @@ def test_decomposition_needs_a_seed_group_with_both_variants():
     per_image = pd.concat([per_image, _per_image({"oracle": 1.0}, seeds=("b",))])
     with pytest.raises(SairbenchError, match="no pair"):
         decompose(per_image)
-    assert variant_of("sair@headroom-s2") == ("encoder-sir", "headroom-s2")
+    assert variant_of("sair@headroom-s2") == ("encoder-sir", "headroom", "s2")
+    assert variant_of("liif@mine") == ("none", "mine", "")
     assert variant_of("telea") is None
+
+
+def test_studies_of_one_run_are_decomposed_apart():
+    """Two schedules in one run (``headroom-sK`` and ``long-s1``) never mix: each its own rows (the
+    one seed of ``long`` carries its -0.05 offset)."""
+    short = _per_image({"liif": 0.0, "oracle": 1.0})
+    long = _per_image({"liif": 0.0, "oracle": 2.0}, seeds=("long-s1",))
+    table = decompose(pd.concat([short, long]), "psnr", n_boot=200)
+    heads = table[(table["bucket"] == "all") & (table["effect"] == "perfect semantics")].set_index("study")
+    assert heads.loc["headroom", "mean"] == pytest.approx(1.0) and heads.loc["headroom", "seeds"] == 2
+    assert heads.loc["long", "mean"] == pytest.approx(1.95) and heads.loc["long", "seeds"] == 1
 
 
 # --- the commands, on the built-in data and on the real layouts ------------------------------------
