@@ -169,22 +169,25 @@ def write(folder: Path, per_image: pd.DataFrame, metrics=("psnr", "ssim")) -> pd
 
 
 def print_summary(folder: Path, console) -> None:
-    """The PSNR decomposition of ``folder``/headroom.csv as a rich table."""
-    table = pd.read_csv(folder / "headroom.csv")
-    console.print(rich_table(table[table["metric"] == "psnr"], "semantic headroom, PSNR (dB): paired, 95 % CI"))
+    """The PSNR decomposition of ``folder``/headroom.csv as rich tables, one per study."""
+    table = pd.read_csv(folder / "headroom.csv", keep_default_na=False, na_values=[""])
+    for study, rows in table[table["metric"] == "psnr"].groupby("study", sort=False):
+        console.print(rich_table(rows, f"semantic headroom ({study or 'untagged'}), PSNR (dB): paired, 95 % CI"))
 
 
 def rich_table(table: pd.DataFrame, title: str):
+    """One study's rows: bucket, effect, mean, interval, and each seed's value."""
     from rich.table import Table
 
     out = Table(title=title)
-    for col in ("study", "bucket", "effect", "mean", "95 % CI", "by seed"):
-        out.add_column(col, justify="right" if col in ("mean", "95 % CI") else "left")
+    for col in ("bucket", "effect", "mean", "95 % CI", "each seed"):
+        out.add_column(col, justify="left" if col in ("bucket", "effect") else "right")
     for r in table.itertuples():
         share = r.effect == "share captured"
         fmt = (lambda v: f"{v:.0%}") if share else (lambda v: f"{v:+.3f}")
-        out.add_row(str(r.study), str(r.bucket), r.effect, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
-                    "" if share or not isinstance(r.by_seed, str) else r.by_seed)
+        seeds = "" if share or not isinstance(r.by_seed, str) else " / ".join(
+            part.split(": ")[-1] for part in r.by_seed.split(", "))
+        out.add_row(str(r.bucket), r.effect, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]", seeds)
     return out
 
 

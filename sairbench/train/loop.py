@@ -34,20 +34,32 @@ def _named_step(path: Path) -> int | None:
 def newest_snapshot(out: Path) -> tuple[dict, Path]:
     """The readable snapshot of the highest step among ``out``/last.pt and ``out``/step_*.pt.
 
-    A snapshot is readable when ``load_checkpoint`` and ``check_resumable`` accept it. Damaged files
+    A snapshot is readable when ``load_checkpoint`` and ``check_resumable`` accept it; the step
+    snapshots are read newest first (by the step in their name), and only until one is. Damaged files
     are skipped; when one of them may be newer than the snapshot taken (last.pt, or a higher step in
     its name), one warning line says so. No readable snapshot is a one-line error naming the files.
     """
     found, damaged = [], []
-    for path in [out / "last.pt", *sorted(out.glob("step_*.pt"))]:
-        if not path.is_file():
-            continue
+
+    def read(path: Path) -> None:
         try:
             ckpt = load_checkpoint(path)
             check_resumable(ckpt, path)
             found.append((ckpt["step"], path, ckpt))
         except SairbenchError as err:  # "<path>: <what is wrong>; <fix>." -> what is wrong
             damaged.append((path, str(err).removeprefix(f"{path}: ").split("; ")[0].rstrip(".")))
+
+    if (out / "last.pt").is_file():
+        read(out / "last.pt")
+    # the step snapshots newest first, each read only while none newer is readable
+    named = lambda p: -1 if _named_step(p) is None else _named_step(p)  # noqa: E731
+    for path in sorted(out.glob("step_*.pt"), key=named, reverse=True):
+        if found and named(path) <= max(t[0] for t in found):
+            break
+        if path.is_file():
+            read(path)
+            if found and found[-1][1] == path:
+                break
     if not found:
         extra = (f" (unreadable: {', '.join(p.name for p, _ in damaged)}; {damaged[0][0].name}: {damaged[0][1]})"
                  if damaged else "")
