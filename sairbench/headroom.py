@@ -111,7 +111,10 @@ def decompose(per_image: pd.DataFrame, metric: str = "psnr", n_boot: int = 2000,
     the headroom SAIR captures (ratio of the two means, bootstrap interval from the same resamples)."""
     from sairbench.stats import paired_test
 
+    from sairbench.metrics import METRICS
+
     table = variant_table(per_image, metric)
+    places = METRICS[metric].decimals + 1 if metric in METRICS else 4  # effects are small: one place more
     out = []
     for study in sorted({st for _, st, _ in table.columns}):
         seeds = sorted({sd for _, st, sd in table.columns if st == study})
@@ -130,8 +133,9 @@ def decompose(per_image: pd.DataFrame, metric: str = "psnr", n_boot: int = 2000,
                 out.append({"study": study, "bucket": bucket, "effect": effect.name, "plus": effect.plus,
                             "minus": effect.minus, "metric": metric, "mean": test["mean_diff"], "ci_low": test["ci_low"],
                             "ci_high": test["ci_high"], "p_wilcoxon": test["p_wilcoxon"], "n": test["n"],
-                            "seeds": len(both), "by_seed": ", ".join(f"{sd or 'one'}: {v:+.3f}" for sd, v in by_seed.items()),
-                            "seed_spread": float(max(by_seed.values()) - min(by_seed.values()))})
+                            "seeds": len(both), "by_seed": ", ".join(f"{sd or 'one'}: {v:+.{places}f}" for sd, v in by_seed.items()),
+                            "seed_spread": float(max(by_seed.values()) - min(by_seed.values()))
+                            if len(by_seed) > 1 else float("nan")})  # one seed: no spread to read
             if HEADROOM.name in diffs and CAPTURED.name in diffs:
                 out.append({"study": study, "bucket": bucket, "effect": "share captured", "plus": CAPTURED.name,
                             "minus": HEADROOM.name, "metric": metric,
