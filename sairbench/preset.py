@@ -173,6 +173,8 @@ class Preset:
 
     @property
     def needs(self) -> str:
+        if self.reads_labels:
+            return "the label maps of a labelled dataset (the semantic-headroom protocol gives them) and a checkpoint"
         if self.encoder is not None:
             return f"a '{self.encoder}' semantic encoder's weights and a model trained on it"
         from sairbench.checkpoint import shipped_path

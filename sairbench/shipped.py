@@ -202,13 +202,14 @@ def runnable_models() -> list[dict[str, str]]:
                 "recipe": recipe_command(name) if recipe is not None else ("" if spec.preset is None else "none"),
                 "file": str(path) if spec.preset is not None and path.is_file() else "",
             })
-    for name, stage in STAGES.items():  # the stages the semantic presets and the mIoU probe build on
-        path = shipped_path(name)
-        rows.append({"name": name, "kind": "stage", "description": stage.description,
-                     "trained on": domain_text(shipped_domain(name)), "variant": "", "needs": "nothing",
-                     "ready": "yes" if path.is_file() else "no: train it", "recipe": recipe_command(name),
-                     "ready here": "yes" if path.is_file() else f"no: `{recipe_command(name)}`",
-                     "file": str(path) if path.is_file() else ""})
+    for base, stage in STAGES.items():  # the stages the semantic presets and the mIoU probe build on
+        for name in [base, *(f"{base}@{tag}" for tag in (stage.tagged or {}))]:  # sir@labels too
+            path = shipped_path(name)
+            rows.append({"name": name, "kind": "stage", "description": stage.description,
+                         "trained on": domain_text(shipped_domain(name)), "variant": "", "needs": "nothing",
+                         "ready": "yes" if path.is_file() else "no: train it", "recipe": recipe_command(name),
+                         "ready here": "yes" if path.is_file() else f"no: `{recipe_command(name)}`",
+                         "file": str(path) if path.is_file() else ""})
     return rows
 
 

@@ -41,7 +41,9 @@ def test_version_names_the_shipped_checkpoints():
 def test_ctrl_c_prints_the_resume_hint_and_exits_130(tmp_path):
     cmd = [sys.executable, "-m", "sairbench", "train", "liif", "--steps", "100000", "--batch", "2", "--queries", "16",
            "--image-size", "32", "--threads", "1", "--save-every", "50", "--out", str(tmp_path / "t")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    # a suite started in the background (`cmd &`) hands its children SIGINT ignored: restore it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (tmp_path / "t" / "last.pt").exists() and time.time() < deadline:  # training is under way
         time.sleep(0.2)
