@@ -234,6 +234,22 @@ def test_the_whole_study_on_the_real_layouts(dataset, tmp_path):
     assert_ok(sairbench("report", run, "--out", tmp_path / "report"))
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Semantic headroom in PSNR" in text and "oracle − none" in text and "labels-sir − encoder-sir" in text
+    # the qualitative grid predicts as the run did: the oracles get their label maps
+    assert_ok(sairbench("figures", run, "--images", "1", "--threads", "1", "--out", tmp_path / "figures"))
+    assert (tmp_path / "figures" / "qualitative.png").is_file()
+
+
+def test_shards_of_a_headroom_run_end_with_its_decomposition(tmp_path):
+    """The last shard (or `merge`) writes headroom.csv from the merged rows, as one process does."""
+    models = ("-m", "liif@headroom-s1", "-m", "oracle@headroom-s1")
+    tiny = ("--limit", "2", "--per-bucket", "1", "--threads", "1")
+    one = sairbench("run", "--protocol", "semantic-headroom", *models, *tiny, "--results", tmp_path, "--name", "one")
+    assert_ok(one)
+    for shard in ("1/2", "2/2"):
+        assert_ok(sairbench("run", "--protocol", "semantic-headroom", *models, *tiny, "--shard", shard,
+                            "--results", tmp_path, "--name", "sharded"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sharded" / "headroom.csv"),
+                                  pd.read_csv(tmp_path / "one" / "headroom.csv"))
 
 
 def test_a_variant_refuses_the_wrong_semantic_stage(tmp_path):
