@@ -47,9 +47,10 @@ def _rejected(path: Path) -> None:
                                            f"{path.parent} alike).")
 
 
-def _read_tensor(path: Path, key: dict[str, Any]) -> torch.Tensor | None:
-    """The tensor stored at ``path`` when its recorded digests are those of ``key`` and of the value
-    read; None when there is none or it fails them (named in one warning line)."""
+def _read_tensor(path: Path) -> torch.Tensor | None:
+    """The tensor stored at ``path`` (named ``<key digest>.safetensors``) when its recorded digests
+    are its name's key digest and that of the value read; None when there is none or it fails them
+    (named in one warning line)."""
     from safetensors import safe_open
 
     from sairbench.digest import tensor_digest
@@ -60,7 +61,7 @@ def _read_tensor(path: Path, key: dict[str, Any]) -> torch.Tensor | None:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             value = f.get_tensor("value")
-        ok = meta.get("key_sha256") == key_digest(key) and meta.get("sha256") == tensor_digest(value)
+        ok = meta.get("key_sha256") == path.stem and meta.get("sha256") == tensor_digest(value)
     except Exception:  # damaged beyond reading
         value, ok = None, False
     if not ok:
@@ -69,13 +70,14 @@ def _read_tensor(path: Path, key: dict[str, Any]) -> torch.Tensor | None:
 
 
 def _write_tensor(path: Path, key: dict[str, Any], value: torch.Tensor) -> bool:
-    """Store ``value`` under ``key`` at ``path`` with its digests; False when the folder is not writable."""
+    """Store ``value`` under ``key`` at ``path`` (``<key digest>.safetensors``) with its digests; False
+    when the folder is not writable."""
     from safetensors.torch import save_file
 
     from sairbench.digest import tensor_digest
 
     value = value.detach().cpu().contiguous()
-    meta = {"key": json.dumps(key, sort_keys=True, default=str)[:4000], "key_sha256": key_digest(key),
+    meta = {"key": json.dumps(key, sort_keys=True, default=str)[:4000], "key_sha256": path.stem,
             "sha256": tensor_digest(value)}
     try:
         with atomic_path(path) as tmp:
@@ -93,7 +95,7 @@ def cached_tensor(kind: str, key: dict[str, Any], compute: Callable[[], torch.Te
     if root is None:
         return compute()
     path = root / kind / f"{key_digest(key)}.safetensors"
-    stored = _read_tensor(path, key)
+    stored = _read_tensor(path)
     if stored is not None:
         return stored
     value = compute()
@@ -118,8 +120,8 @@ def cached_batch(kind: str, keys: list[dict[str, Any]], compute: Callable[[], to
     paths = [root / kind / f"{key_digest(k)}.safetensors" for k in keys] if root is not None else []
     if paths and all(p.is_file() for p in paths):
         items = []
-        for p, k in zip(paths, keys):
-            item = _read_tensor(p, k)
+        for p in paths:
+            item = _read_tensor(p)
             if item is None:  # damaged or edited: recompute the batch
                 break
             items.append(item)
@@ -143,14 +145,14 @@ def cached_json(kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> A
     if path.is_file():
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-            if entry["key_sha256"] == key_digest(key) and entry["sha256"] == _json_digest(entry["value"]):
+            if entry["key_sha256"] == path.stem and entry["sha256"] == _json_digest(entry["value"]):
                 return entry["value"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
         _rejected(path)
     value = compute()
     try:
-        atomic_write_text(path, json.dumps({"key": key, "key_sha256": key_digest(key), "value": value,
+        atomic_write_text(path, json.dumps({"key": key, "key_sha256": path.stem, "value": value,
                                             "sha256": _json_digest(value)}))
     except OSError:
         pass
