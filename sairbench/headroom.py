@@ -217,11 +217,14 @@ def report_tables(per_image: pd.DataFrame, title: str, label: str) -> list:
 
 def _paired_rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One study's effects as the rows of a paired table (``sairbench.report.paired.paired_table``)."""
+    from sairbench.report.paired import significant
+
     effects = table[table["effect"] != "share captured"]
     rows = pd.DataFrame({"metric": metric, "bucket": effects["bucket"], "model_a": effects["plus"],
                          "model_b": effects["minus"], "n": effects["n"], "mean_diff": effects["mean"],
                          "ci_low": effects["ci_low"], "ci_high": effects["ci_high"], "p_wilcoxon": effects["p_wilcoxon"]})
-    rows["better"] = np.where((rows["p_wilcoxon"] < 0.05) & ((rows["ci_low"] > 0) | (rows["ci_high"] < 0)), "yes", "")
+    rows["better"] = ["yes" if significant(p, lo, hi) else "" for p, lo, hi in
+                      zip(rows["p_wilcoxon"], rows["ci_low"], rows["ci_high"])]
     return rows
 
 

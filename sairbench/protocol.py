@@ -57,6 +57,20 @@ class ProtocolKind:
         return self.scores or self.name
 
 
+def load_ref(ref: str):
+    """The function a ``"module:function"`` reference of ``KINDS`` names (runner, finish, report)."""
+    import importlib
+
+    module, _, function = ref.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def metric_kind_of(kind: str) -> str:
+    """What a run of protocol kind ``kind`` scores (``"inpainting"`` for semantic-headroom); an unknown
+    kind (a meta.json from elsewhere) scores its own."""
+    return KINDS[kind].metric_kind if kind in KINDS else kind
+
+
 KINDS: dict[str, ProtocolKind] = {k.name: k for k in (
     ProtocolKind("inpainting", "sairbench.run:run_inpainting",
                  "every model x image x mask, scored per image and summarised by hole-ratio bucket"),

@@ -24,15 +24,13 @@ from sairbench.evaluate import (CHUNK, ModelPredictions, check_models, load_mode
                                 score_items, select_models, sort_rows, summarize)
 from sairbench.pairs import ProtocolData, build_masks, build_pairs, open_dataset, open_protocol_data
 from sairbench.options import RunOptions
-from sairbench.protocol import KINDS, Protocol
+from sairbench.protocol import KINDS, Protocol, load_ref, metric_kind_of
 from sairbench.runfolder import RunFolder, lpips_status
 
 
 def run_protocol(opts: RunOptions, console=None) -> Path:
     """Run ``opts`` (resolved here when it is not yet) with the runner of its protocol's kind and
     write its results folder; returns the folder. Options the kind cannot honour are refused first."""
-    import importlib
-
     if not opts.is_resolved:
         opts = opts.resolve()
     if opts.proto.kind not in KINDS:
@@ -46,8 +44,7 @@ def run_protocol(opts: RunOptions, console=None) -> Path:
         trained = train_missing_models(opts.models, device=opts.device)
         opts = replace(opts, checkpoints={**trained, **opts.checkpoints})
         opts.one_time["train_missing"] = time.perf_counter() - t0
-    module, _, function = kind.runner.partition(":")
-    return getattr(importlib.import_module(module), function)(opts, console)
+    return load_ref(kind.runner)(opts, console)
 
 
 FINALIZE_CLAIM = "finalize.claim"  # created by the one rank (torchrun, srun) that writes the tables
@@ -164,12 +161,8 @@ def finalize_run(folder: RunFolder, proto: Protocol, names: list[str], data: Pro
         **fid_status(metrics, folder.settings.get("fid_inception"), device),
     }
     folder.write_meta(meta, device, elapsed_s)
-    finish = KINDS[proto.kind].finish
-    if finish:  # the kind's own tables (semantic-headroom: headroom.csv), from the merged rows
-        import importlib
-
-        module, _, function = finish.partition(":")
-        getattr(importlib.import_module(module), function)(folder.path, per_image)
+    if KINDS[proto.kind].finish:  # the kind's own tables (semantic-headroom: headroom.csv), from the merged rows
+        load_ref(KINDS[proto.kind].finish)(folder.path, per_image)
     return folder.path
 
 
@@ -204,7 +197,7 @@ def load_run_settings(run: str | os.PathLike, rebuild: bool = True) -> RunSettin
     except (KeyError, TypeError) as exc:
         raise SairbenchError(f"{meta}: not a run.json of an inpainting run ({type(exc).__name__}: {exc}); "
                              "re-run the protocol into a new folder.") from None
-    if proto.kind not in KINDS or KINDS[proto.kind].metric_kind != "inpainting":
+    if proto.kind not in KINDS or metric_kind_of(proto.kind) != "inpainting":
         raise SairbenchError(f"{meta}: a '{proto.kind}' run; this needs an inpainting run (`sairbench run --protocol liu2018-masks`, ...).")
     rs = RunSettings(folder, proto, names, dict(folder.settings.get("checkpoints") or {}),
                      self_ensemble=folder.settings.get("self_ensemble"))

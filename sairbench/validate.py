@@ -119,4 +119,3 @@ def run_name(given: str | None, protocol_name: Any, protocol_source: str, datase
                              "'.', '_', '@' and '-'; no '/', no '..') and run folders are named after it; fix 'name' "
                              "in the protocol file, or pass --name.")
     return folder_name(f"{source}: 'name' (with the dataset)", f"{protocol_name}_{dataset}")
-

@@ -86,9 +86,9 @@ def summary_legend(first_metric: str) -> str:
 def print_summary(run: Path, title: str) -> None:
     """The run's summary as a rich table: per bucket, models best first (by that bucket's first
     metric), the best value of each bucket and metric marked (``BEST_MARK``, bold on a terminal),
-    a legend line, then the folder written (and a semantic-headroom run's decomposition). Directions and decimals are the metric registry's
-    (``sairbench.metrics.METRICS``; a metric it does not know: higher is better, 3 decimals); the
-    best is compared at the printed precision."""
+    a legend line, then the folder written (and a semantic-headroom run's decomposition). Directions
+    and decimals are the metric registry's (``sairbench.metrics.METRICS``; a metric it does not know:
+    higher is better, 3 decimals); the best is compared at the printed precision."""
     _print_run_summary(run, title)
     if (run / "headroom.csv").is_file():  # a semantic-headroom run: its decomposition too
         from sairbench.headroom import print_summary as print_headroom

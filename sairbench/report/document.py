@@ -14,7 +14,6 @@ per set); published tables that belong to no section get one of their own. :func
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -25,7 +24,7 @@ import pandas as pd
 from sairbench.errors import SairbenchError
 from sairbench.io import atomic_write_text
 from sairbench.metrics import METRICS
-from sairbench.protocol import KINDS
+from sairbench.protocol import KINDS, load_ref
 from sairbench.report.latest import superseded_lines
 from sairbench.report.load import load_published, load_results, published_for
 from sairbench.report.naming import (
@@ -155,8 +154,7 @@ def build_report(
         table = replace(table, notes=table.notes + superseded)
         paired = _paired_tables(gper, metrics, title, label, pairs, n_boot, seed) if len(gper) else []
         if len(gper) and group.kind in KINDS and KINDS[group.kind].report:  # the kind's own tables (headroom)
-            module, _, function = KINDS[group.kind].report.partition(":")
-            paired += getattr(importlib.import_module(module), function)(gper, title, label)
+            paired += load_ref(KINDS[group.kind].report)(gper, title, label)
         sections.append(Section(title, label, table, paired, group, gper))
 
     for name, pdf in published.items():

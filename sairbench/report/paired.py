@@ -83,14 +83,15 @@ def paired_table(
             else:
                 res = paired_test([], [], n_boot=n_boot, seed=seed)
             better = ""
-            if (
-                hib is not None
-                and np.isfinite(res["p_wilcoxon"]) and res["p_wilcoxon"] < alpha
-                and np.isfinite(res["ci_low"]) and (res["ci_low"] > 0 or res["ci_high"] < 0)
-            ):
+            if hib is not None and significant(res["p_wilcoxon"], res["ci_low"], res["ci_high"], alpha):
                 better = a if (res["mean_diff"] > 0) == hib else b
             out.append({"metric": metric, "bucket": bucket, "model_a": a, "model_b": b, **res, "better": better})
     return pd.DataFrame(out, columns=PAIRED_COLUMNS)
+
+
+def significant(p: float, ci_low: float, ci_high: float, alpha: float = 0.05) -> bool:
+    """A paired difference counts when its Wilcoxon p is below ``alpha`` and its interval excludes 0."""
+    return bool(np.isfinite(p) and p < alpha and np.isfinite(ci_low) and (ci_low > 0 or ci_high < 0))
 
 
 def default_pairs(per_image: pd.DataFrame, metric: str, max_all: int = 4) -> list[tuple[str, str]]:

@@ -229,10 +229,10 @@ def lpips_status(meta: dict) -> str:
     """``"computed"``, ``"unavailable (VGG16 weights not found)"`` or ``"unrecorded"`` from
     meta.json's ``lpips`` entry (``{available, reason}``); ``"not measured (sir-miou run)"`` for a
     run of another kind than inpainting."""
-    from sairbench.protocol import KINDS
+    from sairbench.protocol import metric_kind_of
 
     kind = meta.get("kind") or DEFAULT_KIND
-    if kind != DEFAULT_KIND and (kind not in KINDS or KINDS[kind].metric_kind != DEFAULT_KIND):
+    if metric_kind_of(kind) != DEFAULT_KIND:
         return f"not measured ({kind} run)"
     lp = meta.get("lpips")
     if not isinstance(lp, dict):

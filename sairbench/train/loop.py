@@ -51,15 +51,13 @@ def newest_snapshot(out: Path) -> tuple[dict, Path]:
 
     if (out / "last.pt").is_file():
         read(out / "last.pt")
-    # the step snapshots newest first, each read only while none newer is readable
+    # the step snapshots newest first, read until one at least as new as any readable one is found
     named = lambda p: -1 if _named_step(p) is None else _named_step(p)  # noqa: E731
     for path in sorted(out.glob("step_*.pt"), key=named, reverse=True):
         if found and named(path) <= max(t[0] for t in found):
             break
         if path.is_file():
             read(path)
-            if found and found[-1][1] == path:
-                break
     if not found:
         extra = (f" (unreadable: {', '.join(p.name for p, _ in damaged)}; {damaged[0][0].name}: {damaged[0][1]})"
                  if damaged else "")
@@ -92,13 +90,12 @@ def load_init_weights(model, cfg: TrainConfig) -> None:
     own = model.state_dict()
     if name == cfg.model:  # same preset, other options (e.g. --upsample): the tensors that still fit
         keep_own = set(getattr(model, "fresh_when_warm_started", lambda spec: ())(init["model"]["args"]))
-        what = f"describes other options of '{cfg.model}'"
+        widened, what = {}, f"describes other options of '{cfg.model}'"
     else:  # another preset on the same encoder: the encoder, and the decoder widened when it can be
         widened = getattr(model, "decoder_from", lambda spec, sd: {})(init["model"]["args"], init["model"]["sd"])
         keep_own = {k for k in own if not k.startswith("encoder.") and k not in widened}
         what = f"holds '{name}'; its appearance encoder{' and decoder (semantic input at zero)' if widened else ''} is taken"
-    source = {**init["model"]["sd"], **widened} if name != cfg.model else init["model"]["sd"]
-    fits = {k: v for k, v in source.items()
+    fits = {k: v for k, v in {**init["model"]["sd"], **widened}.items()
             if k in own and tuple(own[k].shape) == tuple(v.shape) and k not in keep_own}
     model.load_state_dict(fits, strict=False)
     semantic = [k for k in own if k.startswith("semantic.")]  # from --sir-checkpoint, already loaded

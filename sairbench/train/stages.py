@@ -103,7 +103,14 @@ def build_semantic(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
 
 
 EXTERNAL_ENCODERS = {"clip": {"name": "clip-dense", "args": {}}, "sam": {"name": "sam-encoder", "args": {}}}
-SEMANTIC_ENCODERS = ("indomain", "clip", "sam", "labels", "labels-clip")
+LABEL_SOURCES = ("labels", "labels-clip")  # `--semantic-encoder` values that embed the label maps
+SEMANTIC_ENCODERS = ("indomain", "clip", "sam", *LABEL_SOURCES)
+
+
+def _indomain_checkpoint(cfg: TrainConfig) -> tuple[str, dict]:
+    """(path, checkpoint) of the in-domain encoder `train sir` builds on (``--semantic-checkpoint``)."""
+    path, ckpt = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
+    return path, check_kind(ckpt, path, ("indomain-encoder",))
 
 
 def label_source(cfg: TrainConfig, dataset) -> tuple[dict, tuple[dict, str]]:
@@ -122,8 +129,7 @@ def label_source(cfg: TrainConfig, dataset) -> tuple[dict, tuple[dict, str]]:
         encoder, path = make(EXTERNAL_ENCODERS["clip"]), "CLIP's text tower"
         table = encoder.class_embeddings(classes)
     else:
-        path, ckpt = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
-        ckpt = check_kind(ckpt, path, ("indomain-encoder",))
+        path, ckpt = _indomain_checkpoint(cfg)
         encoder = make(ckpt["model"]["args"])
         load_weights(encoder, ckpt["model"]["sd"], path)
         if classes != list(encoder.classes):
@@ -146,10 +152,9 @@ def build_sir(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
     if cfg.semantic_encoder in EXTERNAL_ENCODERS:  # --clip-weights or $SAIRBENCH_CLIP_WEIGHTS, $SAIRBENCH_SAM_CHECKPOINT
         enc_spec = EXTERNAL_ENCODERS[cfg.semantic_encoder]
     elif cfg.semantic_encoder == "indomain":
-        path, ckpt = _checkpoint_or_shipped(cfg, "semantic_checkpoint", "semantic")
-        ckpt = check_kind(ckpt, path, ("indomain-encoder",))
+        path, ckpt = _indomain_checkpoint(cfg)
         enc_spec, trained = ckpt["model"]["args"], (ckpt["model"]["sd"], path)
-    elif cfg.semantic_encoder in ("labels", "labels-clip"):
+    elif cfg.semantic_encoder in LABEL_SOURCES:
         enc_spec, trained = label_source(cfg, dataset)
     else:
         raise SairbenchError(f"unknown semantic encoder '{cfg.semantic_encoder}'; use one of {', '.join(SEMANTIC_ENCODERS)}.")
@@ -204,13 +209,12 @@ def build_colour(cfg: TrainConfig, dataset) -> tuple[torch.nn.Module, Loss]:
 
     colour_loss = F.mse_loss if cfg.loss == "l2" else F.l1_loss
 
-    reads_labels = getattr(model, "reads_labels", False)
+    reads_labels = getattr(model, "reads_labels", False)  # the oracles: the batch's label maps too
 
     def loss(m, batch):
         image, mask, coord, cell, target, label = batch[:6]
-        if reads_labels:
-            return colour_loss(m(image, mask, coord, cell, fast=cfg.fast, labels=label), target)
-        return colour_loss(m(image, mask, coord, cell, fast=cfg.fast), target)
+        extra = {"labels": label} if reads_labels else {}
+        return colour_loss(m(image, mask, coord, cell, fast=cfg.fast, **extra), target)
 
     return model, loss
 
@@ -239,7 +243,7 @@ def needs_labels(cfg: TrainConfig) -> bool:
     from sairbench.registry import get_spec
 
     if cfg.model in STAGES:
-        return STAGES[cfg.model].needs_labels or (cfg.model == "sir" and cfg.semantic_encoder.startswith("labels"))
+        return STAGES[cfg.model].needs_labels or (cfg.model == "sir" and cfg.semantic_encoder in LABEL_SOURCES)
     preset = get_spec(cfg.model).preset
     return preset is not None and preset.reads_labels
 
